@@ -1,0 +1,21 @@
+# make demo   set up from nothing, run camera + FER nodes on the built-in photo
+# make test   set up from nothing, run the whole test suite
+# make bench  set up, print per-stage latency and FPS
+VENV ?= .venv
+export FER_ROS_VENV := $(abspath $(VENV))
+
+.PHONY: setup demo test bench clean
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/fer_bringup --frames 60 --output fer_output/annotated.png
+
+test: setup
+	$(VENV)/bin/python -m pytest test -q -rs
+
+bench: setup
+	$(VENV)/bin/fer_benchmark
+
+clean:
+	rm -rf $(VENV) build fer_output

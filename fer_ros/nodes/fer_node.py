@@ -1,0 +1,197 @@
+"""fer_node: detects faces in ``image``, classifies expressions, publishes ``emotions``
+(fer_msgs/FaceEmotionArray) and ``image_annotated``, both stamped with the input header."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import NamedTuple
+
+import rclpy
+from fer_msgs.msg import FaceEmotion, FaceEmotionArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, RegionOfInterest
+
+from fer_ros.assets import AssetError
+from fer_ros.classifier import DEVICES, DeviceError, ExpressionClassifier
+from fer_ros.detection import DETECTOR_MODELS, FaceDetector
+from fer_ros.image_conversion import ImageConversionError, image_to_bgr8, ndarray_to_image
+from fer_ros.latest import LatestWorker
+from fer_ros.models import ModelError
+from fer_ros.nodes.params import declare
+from fer_ros.pipeline import FerPipeline, FrameResult, Stopwatch, annotate
+
+_LOAD_ERRORS = (ModelError, DeviceError, AssetError, FileNotFoundError, ValueError, OSError)
+
+
+def to_msg(result: FrameResult, header, width: int, height: int, model: str) -> FaceEmotionArray:
+    msg = FaceEmotionArray(header=header, image_width=width, image_height=height, model=model,
+                           class_names=list(result.class_names))
+    for i, fe in enumerate(result.faces):
+        f = fe.face
+        msg.faces.append(FaceEmotion(
+            id=i,
+            roi=RegionOfInterest(x_offset=f.x, y_offset=f.y, width=f.width, height=f.height),
+            detection_confidence=f.score,
+            label=result.class_names[fe.label_index], label_index=fe.label_index,
+            label_probability=fe.probability,
+            probabilities=fe.probabilities.astype(float).tolist()))
+    return msg
+
+
+class FrameTiming(NamedTuple):
+    done: float                  # time.perf_counter() when the frame was published
+    faces: int
+    stages_ms: dict[str, float]  # convert, detect, classify, publish, annotate
+
+
+def _check_device(value: str) -> str | None:
+    if value in DEVICES or value.startswith('cuda:'):
+        return None
+    return f"must be one of {', '.join(DEVICES)} or cuda:N"
+
+
+class FerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__('fer_node', **kwargs)
+        self.model = declare(self, 'model', 'mini_xception_fer2013',
+                             'Expression model: registry name or checkpoint (.pt) path')
+        self.device = declare(self, 'device', 'auto',
+                              'Compute device: auto (GPU if present), cpu, cuda or cuda:N',
+                              validate=_check_device)
+        self.detector_model = declare(
+            self, 'detector_model', 'full_range',
+            'MediaPipe face detector: full_range (far and group shots), short_range (faster, '
+            'within ~2 m) or a .tflite path')
+        self.rate = declare(self, 'rate', 0.0, 'Maximum processing rate in Hz (0 = every frame)',
+                            bounds=(0.0, 1000.0))
+        self.detection_threshold = declare(self, 'detection_threshold', 0.5,
+                                           'Minimum face detection confidence',
+                                           bounds=(0.0, 1.0))
+        self.max_faces = declare(self, 'max_faces', 0,
+                                 'Classify at most this many faces per frame (0 = all)',
+                                 bounds=(0, 100))
+        self.publish_annotated = declare(self, 'publish_annotated', True,
+                                         'Publish image_annotated with boxes and labels')
+
+        self.pipeline: FerPipeline | None = None
+        self.load_error: str | None = None
+        self._load_lock = threading.Lock()
+        try:
+            self.pipeline = self._build(self.model, self.device, self.detector_model,
+                                        self.detection_threshold, self.max_faces)
+        except _LOAD_ERRORS as exc:
+            self.load_error = str(exc)
+            self.get_logger().error(f'cannot start the FER pipeline: {exc}. The node stays up '
+                                    'and processes frames once model/device are fixed')
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self.timings: collections.deque[FrameTiming] = collections.deque(maxlen=2000)
+        self.frames_in = 0
+        self.emotions_pub = self.create_publisher(FaceEmotionArray, 'emotions', 10)
+        self.annotated_pub = self.create_publisher(
+            Image, 'image_annotated', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self._worker = LatestWorker(self._process, self.rate, name='fer_node-worker')
+        # Best effort accepts both best-effort and reliable publishers; depth 1 keeps only news.
+        self.create_subscription(Image, 'image', self._on_image, qos_profile_sensor_data)
+        if self.pipeline is not None:
+            self.get_logger().info(
+                f"model {self.model} ({', '.join(self.pipeline.classifier.class_names)}) on "
+                f'{self.pipeline.classifier.device}, detector {self.detector_model}; '
+                f'listening on {self.resolve_topic_name("image")}')
+
+    def _build(self, model: str, device: str, detector_model: str, threshold: float,
+               max_faces: int) -> FerPipeline:
+        classifier = ExpressionClassifier(model, device)
+        if classifier.device_warning:
+            self.get_logger().warn(classifier.device_warning)
+        detector = FaceDetector(detector_model, threshold, max_faces)
+        return FerPipeline(detector, classifier)
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        new = {p.name: p.value for p in params}
+        if 'device' in new and (reason := _check_device(new['device'])):
+            return SetParametersResult(successful=False, reason=f'device: {reason}')
+        if 'rate' in new:
+            self._worker.max_rate = new['rate']
+            self.rate = new['rate']
+        if 'publish_annotated' in new:
+            self.publish_annotated = new['publish_annotated']
+        rebuild = {'model', 'device', 'detector_model', 'detection_threshold', 'max_faces'}
+        if rebuild & new.keys():
+            config = dict(model=self.model, device=self.device,
+                          detector_model=self.detector_model,
+                          threshold=self.detection_threshold, max_faces=self.max_faces)
+            config.update({('threshold' if k == 'detection_threshold' else k): v
+                           for k, v in new.items() if k in rebuild})
+            try:
+                pipeline = self._build(**config)
+            except _LOAD_ERRORS as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+            old, self.pipeline, self.load_error = self.pipeline, pipeline, None
+            self.model, self.device = config['model'], config['device']
+            self.detector_model = config['detector_model']
+            self.detection_threshold, self.max_faces = config['threshold'], config['max_faces']
+            if old is not None:
+                with self._load_lock:
+                    old.detector.close()
+            self.get_logger().info(f'now using model {self.model} on {pipeline.classifier.device}')
+        return SetParametersResult(successful=True)
+
+    def _on_image(self, msg: Image) -> None:
+        self.frames_in += 1
+        self._worker.submit(msg)
+
+    def _process(self, msg: Image) -> None:
+        try:
+            self._process_frame(msg)
+        except ImageConversionError as exc:
+            self.get_logger().warn(f'skipping image: {exc}', throttle_duration_sec=5.0)
+        except Exception as exc:  # keep serving frames whatever one frame does
+            self.get_logger().error(f'frame failed: {type(exc).__name__}: {exc}',
+                                    throttle_duration_sec=5.0)
+
+    def _process_frame(self, msg: Image) -> None:
+        pipeline = self.pipeline
+        if pipeline is None:
+            self.get_logger().error(f'no expression model loaded: {self.load_error}',
+                                    throttle_duration_sec=10.0)
+            return
+        watch = Stopwatch()
+        image = image_to_bgr8(msg)
+        watch.lap('convert')
+        with self._load_lock:
+            result = pipeline.process(image, watch)
+        out = to_msg(result, msg.header, image.shape[1], image.shape[0], self.model)
+        self.emotions_pub.publish(out)
+        watch.lap('publish')
+        if self.publish_annotated and self.annotated_pub.get_subscription_count() > 0:
+            annotated = annotate(image, result)
+            watch.lap('annotate')
+            self.annotated_pub.publish(ndarray_to_image(annotated, 'bgr8', msg.header))
+            watch.lap('publish')
+        self.timings.append(FrameTiming(time.perf_counter(), len(result.faces), watch.timings_ms))
+
+    def destroy_node(self) -> None:
+        self._worker.stop()
+        if self.pipeline is not None:
+            self.pipeline.detector.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = FerNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

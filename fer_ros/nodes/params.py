@@ -1,0 +1,49 @@
+"""Parameter declaration with descriptors, ranges and forgiving start-up validation."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+Validator = Callable[[Any], str | None]  # returns the reason a value is invalid, or None
+
+
+def declare(node: Node, name: str, default: Any, description: str, *,
+            bounds: tuple[float, float] | None = None, validate: Validator | None = None,
+            read_only: bool = False, constraints: str = '') -> Any:
+    """Declare a parameter and return its value.
+
+    An override that is out of range, of the wrong type or rejected by
+    ``validate`` is logged with the reason and replaced by the default, so a
+    bad launch argument never takes the node down.
+    """
+    descriptor = ParameterDescriptor(description=description, read_only=read_only,
+                                     additional_constraints=constraints)
+    if bounds is not None:
+        if isinstance(default, float):
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=float(bounds[0]), to_value=float(bounds[1]), step=0.0)]
+        else:
+            descriptor.integer_range = [IntegerRange(
+                from_value=int(bounds[0]), to_value=int(bounds[1]), step=0)]
+    try:
+        value = node.declare_parameter(name, default, descriptor).value
+    except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+        node.get_logger().error(f"parameter '{name}': {exc}; using the default {default!r}")
+        return node.declare_parameter(name, default, descriptor, ignore_override=True).value
+    reason = validate(value) if validate else None
+    if reason:
+        node.get_logger().error(
+            f"parameter '{name}' = {value!r} rejected: {reason}; using the default {default!r}")
+        node.set_parameters([Parameter(name, value=default)])
+        return default
+    return value
+
+
+def one_of(*choices: str) -> Validator:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+    return check

@@ -1,0 +1,46 @@
+"""Start camera_node and fer_node with config/fer.yaml.
+
+  ros2 launch fer_ros fer.launch.py source:=/dev/video0 device:=cuda rate:=15.0
+  ros2 launch fer_ros fer.launch.py use_camera:=false image:=/camera/color/image_raw
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from fer_ros.overrides import OVERRIDES, node_overrides
+
+
+def _nodes(context):
+    params_file = LaunchConfiguration('params_file').perform(context)
+    overrides = node_overrides({o.name: LaunchConfiguration(o.name).perform(context)
+                                for o in OVERRIDES})
+    image = LaunchConfiguration('image').perform(context)
+    return [
+        Node(package='fer_ros', executable='camera_node', name='camera_node',
+             parameters=[params_file, overrides.get('camera_node', {})],
+             condition=IfCondition(LaunchConfiguration('use_camera')), output='screen'),
+        Node(package='fer_ros', executable='fer_node', name='fer_node',
+             parameters=[params_file, overrides.get('fer_node', {})],
+             remappings=[('image', image)], output='screen'),
+    ]
+
+
+def generate_launch_description():
+    default_params = os.path.join(get_package_share_directory('fer_ros'), 'config', 'fer.yaml')
+    return LaunchDescription([
+        DeclareLaunchArgument('params_file', default_value=default_params,
+                              description='YAML file with camera_node and fer_node parameters'),
+        DeclareLaunchArgument('use_camera', default_value='true',
+                              description='start camera_node (false: use your own driver)'),
+        DeclareLaunchArgument('image', default_value='image_raw',
+                              description='image topic fer_node subscribes to'),
+        *[DeclareLaunchArgument(o.name, default_value='',
+                                description=f'{o.help} (empty: value from params_file)')
+          for o in OVERRIDES],
+        OpaqueFunction(function=_nodes),
+    ])

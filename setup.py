@@ -1,0 +1,32 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'fer_ros'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
+        ('share/' + package_name + '/config', glob('config/*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='fer_ros maintainers',
+    maintainer_email='maintainers@fer-ros.org',
+    description='Real-time facial expression recognition for ROS 2 (MediaPipe + PyTorch)',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'camera_node = fer_ros.nodes.camera_node:main',
+            'fer_node = fer_ros.nodes.fer_node:main',
+            'fer_bringup = fer_ros.nodes.bringup:main',
+            'fer_benchmark = fer_ros.benchmark:main',
+            'fer_fetch_models = fer_ros.assets:main',
+        ],
+    },
+)
