@@ -38,7 +38,7 @@ class FaceDetector:
     max_faces: keep at most this many (highest scores first); 0 keeps all.
     """
 
-    def __init__(self, model: str = 'full_range', min_confidence: float = 0.5,
+    def __init__(self, model: str = 'full_range', min_confidence: float = 0.3,
                  max_faces: int = 0, min_suppression: float = 0.3):
         from mediapipe.tasks.python import BaseOptions, vision
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import rclpy
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -19,34 +20,34 @@ _MAX_BACKOFF_S = 30.0
 class CameraNode(Node):
     def __init__(self, **kwargs):
         super().__init__('camera_node', **kwargs)
+        self._source: FrameSource | None = None
         self.source_spec = declare(
             self, 'source', '0',
             'V4L2 index or /dev/videoN, video file, image file, folder or glob of images, '
-            'or builtin:astronaut', read_only=True)
+            'or builtin:astronaut')
         self.width = declare(self, 'width', 0, 'Output width in pixels (0 = native)',
-                             bounds=(0, 7680), read_only=True)
+                             bounds=(0, 7680))
         self.height = declare(self, 'height', 0, 'Output height in pixels (0 = native)',
-                              bounds=(0, 4320), read_only=True)
-        self.fps = declare(self, 'fps', 30.0, 'Publishing rate in Hz', bounds=(0.1, 240.0),
-                           read_only=True)
+                              bounds=(0, 4320))
+        self.fps = declare(self, 'fps', 30.0, 'Publishing rate in Hz', bounds=(0.1, 240.0))
         self.frame_id = declare(self, 'frame_id', 'camera_frame',
-                                'frame_id of the published images', read_only=True)
-        self.loop = declare(self, 'loop', True, 'Replay file sources from the start at their end',
-                            read_only=True)
+                                'frame_id of the published images')
+        self.loop = declare(self, 'loop', True, 'Replay file sources from the start at their end')
         reliability = declare(
             self, 'reliability', 'best_effort',
             'QoS reliability of image_raw: best_effort (sensor data) or reliable',
-            validate=one_of('best_effort', 'reliable'), read_only=True)
+            validate=one_of('best_effort', 'reliable'))
 
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE) \
             if reliability == 'reliable' else qos_profile_sensor_data
         self.publisher = self.create_publisher(Image, 'image_raw', qos)
         self.frames_published = 0
-        self._source: FrameSource | None = None
         self._backoff_s = 0.5
         self._retry_at = 0.0
         self._failures = 0
         self._timer = self.create_timer(1.0 / self.fps, self._tick)
+        self.add_on_set_parameters_callback(lambda params: SetParametersResult(
+            successful=False, reason='camera_node parameters apply at start only; restart it'))
         self.get_logger().info(
             f"publishing '{self.source_spec}' on {self.publisher.topic_name} at {self.fps:g} Hz "
             f'({reliability}, frame_id {self.frame_id})')
@@ -68,7 +69,7 @@ class CameraNode(Node):
         if self._failures == 1:
             self.get_logger().error(message)
         else:
-            self.get_logger().warn(message, throttle_duration_sec=10.0)
+            self.get_logger().warning(message, throttle_duration_sec=10.0)
         self._retry_at = time.monotonic() + self._backoff_s
         self._backoff_s = min(self._backoff_s * 2.0, _MAX_BACKOFF_S)
 

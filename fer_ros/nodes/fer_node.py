@@ -67,7 +67,7 @@ class FerNode(Node):
             'within ~2 m) or a .tflite path')
         self.rate = declare(self, 'rate', 0.0, 'Maximum processing rate in Hz (0 = every frame)',
                             bounds=(0.0, 1000.0))
-        self.detection_threshold = declare(self, 'detection_threshold', 0.5,
+        self.detection_threshold = declare(self, 'detection_threshold', 0.3,
                                            'Minimum face detection confidence',
                                            bounds=(0.0, 1.0))
         self.max_faces = declare(self, 'max_faces', 0,
@@ -106,7 +106,7 @@ class FerNode(Node):
                max_faces: int) -> FerPipeline:
         classifier = ExpressionClassifier(model, device)
         if classifier.device_warning:
-            self.get_logger().warn(classifier.device_warning)
+            self.get_logger().warning(classifier.device_warning)
         detector = FaceDetector(detector_model, threshold, max_faces)
         return FerPipeline(detector, classifier)
 
@@ -148,7 +148,7 @@ class FerNode(Node):
         try:
             self._process_frame(msg)
         except ImageConversionError as exc:
-            self.get_logger().warn(f'skipping image: {exc}', throttle_duration_sec=5.0)
+            self.get_logger().warning(f'skipping image: {exc}', throttle_duration_sec=5.0)
         except Exception as exc:  # keep serving frames whatever one frame does
             self.get_logger().error(f'frame failed: {type(exc).__name__}: {exc}',
                                     throttle_duration_sec=5.0)

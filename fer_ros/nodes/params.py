@@ -13,14 +13,16 @@ Validator = Callable[[Any], str | None]  # returns the reason a value is invalid
 
 def declare(node: Node, name: str, default: Any, description: str, *,
             bounds: tuple[float, float] | None = None, validate: Validator | None = None,
-            read_only: bool = False, constraints: str = '') -> Any:
+            constraints: str = '') -> Any:
     """Declare a parameter and return its value.
 
     An override that is out of range, of the wrong type or rejected by
     ``validate`` is logged with the reason and replaced by the default, so a
-    bad launch argument never takes the node down.
+    bad launch argument never takes the node down. (Not declared read-only:
+    rclpy cannot replace a rejected read-only value; nodes reject run-time
+    changes of start-only parameters in their set-parameters callback.)
     """
-    descriptor = ParameterDescriptor(description=description, read_only=read_only,
+    descriptor = ParameterDescriptor(description=description,
                                      additional_constraints=constraints)
     if bounds is not None:
         if isinstance(default, float):
@@ -33,13 +35,13 @@ def declare(node: Node, name: str, default: Any, description: str, *,
         value = node.declare_parameter(name, default, descriptor).value
     except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
         node.get_logger().error(f"parameter '{name}': {exc}; using the default {default!r}")
-        return node.declare_parameter(name, default, descriptor, ignore_override=True).value
+        value = node.declare_parameter(name, default, descriptor, ignore_override=True).value
     reason = validate(value) if validate else None
     if reason:
         node.get_logger().error(
             f"parameter '{name}' = {value!r} rejected: {reason}; using the default {default!r}")
         node.set_parameters([Parameter(name, value=default)])
-        return default
+        value = default
     return value
 
 

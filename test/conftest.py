@@ -1,0 +1,30 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+
+SHARED = Path(__file__).resolve().parents[1].parent / 'shared'
+MEDIA = SHARED / 'media'
+DATA = SHARED / 'data'
+
+needs_shared = pytest.mark.skipif(not MEDIA.is_dir(), reason='../shared is not present')
+
+# Keep test traffic off other ROS graphs on the same network.
+os.environ.setdefault('ROS_DOMAIN_ID', str(40 + os.getpid() % 150))
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+
+
+@pytest.fixture(scope='session')
+def astronaut_bgr() -> np.ndarray:
+    import skimage.data
+    return np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+
+
+@pytest.fixture
+def ros_context():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.try_shutdown(context=context)

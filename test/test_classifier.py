@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+
+from fer_ros.classifier import DeviceError, ExpressionClassifier, resolve_device
+from fer_ros.models import get_spec, list_models, load_model
+from fer_ros.preprocess import face_batch
+
+ASTRONAUT_BOX = (173, 67, 103, 103)  # MediaPipe full-range box of the face
+# Probabilities of the PyTorch port for that box, recorded once; Keras order of classes.
+REFERENCE = {'angry': 0.000187, 'disgust': 0.0, 'fear': 2.4e-05, 'happy': 0.999178,
+             'sad': 3e-06, 'surprise': 8.4e-05, 'neutral': 0.000525}
+
+
+@pytest.fixture(scope='module')
+def classifier():
+    return ExpressionClassifier('mini_xception_fer2013', 'cpu')
+
+
+def test_parity_with_recorded_reference(classifier, astronaut_bgr):
+    probs = classifier.predict(astronaut_bgr, [ASTRONAUT_BOX])[0]
+    assert classifier.class_names == tuple(REFERENCE)
+    np.testing.assert_allclose(probs, list(REFERENCE.values()), atol=1e-4)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+    assert classifier.class_names[int(np.argmax(probs))] == 'happy'
+
+
+def test_batch_equals_single_calls(classifier, astronaut_bgr):
+    boxes = [ASTRONAUT_BOX, (150, 50, 150, 140), (0, 0, 60, 60), (480, 480, 64, 64),
+             (190, 90, 60, 60)]
+    batch = classifier.predict(astronaut_bgr, boxes)
+    singles = np.concatenate([classifier.predict(astronaut_bgr, [b]) for b in boxes])
+    assert batch.shape == (5, 7)
+    np.testing.assert_allclose(batch, singles, atol=1e-5)
+
+
+def test_no_faces_gives_empty_result(classifier, astronaut_bgr):
+    assert classifier.predict(astronaut_bgr, []).shape == (0, 7)
+
+
+def test_crops_past_the_border_are_padded(astronaut_bgr):
+    spec = get_spec('mini_xception_fer2013').input
+    batch = face_batch(astronaut_bgr, [(-30, -30, 80, 80), (500, 500, 40, 40)], spec)
+    assert batch.shape == (2, 1, 64, 64) and np.isfinite(batch).all()
+    assert -1.0 <= batch.min() and batch.max() <= 1.0
+
+
+@pytest.mark.parametrize('name', [s.name for s in list_models()])
+def test_every_registry_entry_gives_valid_probabilities(name):
+    loaded = load_model(name)
+    spec = loaded.spec
+    x = torch.zeros(3, spec.input.channels, spec.input.size, spec.input.size)
+    with torch.inference_mode():
+        probs = torch.softmax(loaded.module(x), dim=1)
+    assert probs.shape == (3, len(spec.class_names))
+    torch.testing.assert_close(probs.sum(1), torch.ones(3))
+    assert spec.weights and spec.license
+
+
+def test_devices():
+    assert resolve_device('cpu') == (torch.device('cpu'), None)
+    device, warning = resolve_device('auto')
+    assert device.type == ('cuda' if torch.cuda.is_available() else 'cpu')
+    assert (warning is None) == torch.cuda.is_available()
+    with pytest.raises(DeviceError, match='unknown device'):
+        resolve_device('tpu')
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match='no CUDA GPU'):
+            ExpressionClassifier('mini_xception_fer2013', 'cuda')

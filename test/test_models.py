@@ -1,0 +1,38 @@
+import pytest
+import torch
+
+from fer_ros.models import (MiniXception, ModelError, ModelSpec, InputSpec, load_model,
+                            save_checkpoint)
+
+
+def _spec(**kw):
+    fields = dict(name='tiny', architecture='mini_xception',
+                  input=InputSpec(size=48, channels=1, mean=0.5, std=0.5, crop_margin=0.1),
+                  class_names=('neutral', 'happy', 'sad'), weights='test', license='MIT')
+    fields.update(kw)
+    return ModelSpec(**fields)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    module = MiniXception(num_classes=3).eval()
+    path = tmp_path / 'tiny.pt'
+    save_checkpoint(path, module, _spec())
+    loaded = load_model(str(path))
+    assert loaded.spec.class_names == ('neutral', 'happy', 'sad')
+    assert loaded.spec.input.size == 48
+    x = torch.randn(2, 1, 48, 48)
+    torch.testing.assert_close(loaded.module(x), module(x))
+
+
+def test_bad_names_and_files(tmp_path):
+    with pytest.raises(ModelError, match='unknown model'):
+        load_model('no_such_model')
+    with pytest.raises(ModelError, match='does not exist'):
+        load_model(str(tmp_path / 'missing.pt'))
+    junk = tmp_path / 'junk.pt'
+    junk.write_bytes(b'not a checkpoint')
+    with pytest.raises(ModelError, match='cannot read'):
+        load_model(str(junk))
+    with pytest.raises(ModelError, match='unknown class names'):
+        _spec(class_names=('happiness',))

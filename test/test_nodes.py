@@ -1,0 +1,186 @@
+"""The nodes on real rclpy + Fast DDS, in one executor."""
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from fer_msgs.msg import FaceEmotionArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from fer_ros.image_conversion import image_to_ndarray, ndarray_to_image
+from fer_ros.nodes.camera_node import CameraNode
+from fer_ros.nodes.fer_node import FerNode
+
+
+def spin_until(executor, predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+        if predicate():
+            return True
+    return False
+
+
+class Recorder(Node):
+    """Subscribes to what a user's node would: emotions, image_annotated, image_raw."""
+
+    def __init__(self, context):
+        super().__init__('recorder', context=context)
+        self.emotions, self.annotated, self.raw = [], [], []
+        self.create_subscription(FaceEmotionArray, 'emotions', self.emotions.append, 10)
+        self.create_subscription(Image, 'image_annotated', self.annotated.append, 10)
+        self.create_subscription(Image, 'image_raw', self.raw.append, qos_profile_sensor_data)
+
+
+@pytest.fixture
+def graph(ros_context):
+    executor = SingleThreadedExecutor(context=ros_context)
+    nodes = []
+
+    def add(node):
+        nodes.append(node)
+        executor.add_node(node)
+        return node
+
+    yield executor, add
+    for node in reversed(nodes):
+        executor.remove_node(node)
+        node.destroy_node()
+
+
+def fer_node(context, **params):
+    overrides = [Parameter('device', value='cpu'), *(Parameter(k, value=v)
+                                                     for k, v in params.items())]
+    return FerNode(context=context, parameter_overrides=overrides,
+                   cli_args=['--ros-args', '-r', 'image:=image_raw'])
+
+
+def test_camera_and_fer_node_end_to_end(graph, ros_context, astronaut_bgr, tmp_path):
+    executor, add = graph
+    source = tmp_path / 'astronaut.png'
+    cv2.imwrite(str(source), astronaut_bgr)
+    camera = add(CameraNode(context=ros_context, parameter_overrides=[
+        Parameter('source', value=str(source)), Parameter('fps', value=20.0),
+        Parameter('frame_id', value='test_camera')]))
+    add(fer_node(ros_context))
+    rec = add(Recorder(ros_context))
+
+    assert spin_until(executor, lambda: len(rec.emotions) >= 3 and len(rec.annotated) >= 3)
+    assert camera.frames_published >= 3
+    raw_headers = {(m.header.stamp.sec, m.header.stamp.nanosec): m.header for m in rec.raw}
+    for msg in rec.emotions[-3:]:
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        assert key in raw_headers and msg.header == raw_headers[key]
+        assert msg.header.frame_id == 'test_camera'
+        assert (msg.image_width, msg.image_height) == (512, 512)
+        assert msg.model == 'mini_xception_fer2013'
+        assert len(msg.faces) == 1
+        face = msg.faces[0]
+        assert face.label == 'happy' and msg.class_names[face.label_index] == 'happy'
+        assert face.label_probability > 0.99
+        assert len(face.probabilities) == len(msg.class_names) == 7
+        assert sum(face.probabilities) == pytest.approx(1.0, abs=1e-4)
+        assert 150 < face.roi.x_offset < 200 and 80 < face.roi.width < 140
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in rec.emotions}
+    for img in rec.annotated[-3:]:
+        assert (img.width, img.height, img.encoding) == (512, 512, 'bgr8')
+        assert (img.header.stamp.sec, img.header.stamp.nanosec) in stamps
+        assert not np.array_equal(image_to_ndarray(img), astronaut_bgr)  # boxes drawn
+
+
+def test_malformed_images_are_skipped_and_good_ones_served(graph, ros_context, astronaut_bgr,
+                                                          capfd):
+    executor, add = graph
+    add(fer_node(ros_context))
+    rec = add(Recorder(ros_context))
+    pub_node = add(Node('publisher', context=ros_context))
+    # A reliable publisher: fer_node must accept it as well as best-effort ones.
+    pub = pub_node.create_publisher(Image, 'image_raw',
+                                    QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    assert spin_until(executor, lambda: pub.get_subscription_count() >= 2)
+
+    bad = [Image(height=10, width=10, encoding='bgr8', step=30, data=bytes(50)),
+           Image(height=10, width=10, encoding='yuv9', step=30, data=bytes(300)),
+           Image(height=0, width=0, encoding='bgr8')]
+    for i, msg in enumerate(bad):
+        msg.header.frame_id = f'bad{i}'
+        pub.publish(msg)
+        executor.spin_once(timeout_sec=0.2)
+        time.sleep(0.2)
+    good = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='good'))
+    for _ in range(100):
+        pub.publish(good)
+        if spin_until(executor, lambda: rec.emotions, timeout=0.5):
+            break
+    assert rec.emotions and {m.header.frame_id for m in rec.emotions} == {'good'}
+    assert rec.emotions[0].faces[0].label == 'happy'
+    assert 'skipping image' in capfd.readouterr().err
+
+
+def test_parameters_are_validated_and_applied_at_run_time(graph, ros_context):
+    _, add = graph
+    node = add(fer_node(ros_context))
+    assert node.get_parameter('detector_model').value == 'full_range'
+    for name, value in (('rate', -1.0), ('detection_threshold', 1.5), ('max_faces', 1000),
+                        ('device', 'tpu'), ('model', 'no_such_model'),
+                        ('detector_model', 'medium_range')):
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful and result.reason, name
+    assert node.pipeline is not None and node.pipeline.detector.min_confidence == 0.3
+
+    assert node.set_parameters([Parameter('rate', value=5.0)])[0].successful
+    assert node._worker.max_rate == 5.0
+    assert node.set_parameters([Parameter('detection_threshold', value=0.9)])[0].successful
+    assert node.pipeline.detector.min_confidence == 0.9
+    assert node.set_parameters([Parameter('detector_model', value='short_range')])[0].successful
+    assert node.pipeline.detector.model == 'short_range'
+    assert node.get_parameter('rate').value == 5.0
+
+
+def test_bad_start_values_fall_back_with_a_reason(graph, ros_context, capfd):
+    _, add = graph
+    node = add(fer_node(ros_context, rate=-5.0, device='tpu'))
+    assert node.get_parameter('rate').value == 0.0
+    assert node.get_parameter('device').value == 'auto'
+    camera = add(CameraNode(context=ros_context, parameter_overrides=[
+        Parameter('reliability', value='sometimes'), Parameter('source', value='builtin:astronaut')]))
+    assert camera.get_parameter('reliability').value == 'best_effort'
+    result = camera.set_parameters([Parameter('fps', value=5.0)])[0]
+    assert not result.successful and 'start only' in result.reason
+    err = capfd.readouterr().err
+    assert "parameter 'rate'" in err and "parameter 'device'" in err and 'reliability' in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without a GPU')
+def test_missing_gpu_keeps_node_up_until_device_is_fixed(graph, ros_context, astronaut_bgr,
+                                                         capfd):
+    executor, add = graph
+    node = add(fer_node(ros_context, device='cuda'))
+    assert node.pipeline is None and 'no CUDA GPU' in node.load_error
+    assert 'no CUDA GPU' in capfd.readouterr().err
+    assert node.set_parameters([Parameter('device', value='cpu')])[0].successful
+    rec = add(Recorder(ros_context))
+    pub = add(Node('publisher', context=ros_context)).create_publisher(
+        Image, 'image_raw', qos_profile_sensor_data)
+    good = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='cam'))
+    for _ in range(100):
+        pub.publish(good)
+        if spin_until(executor, lambda: rec.emotions, timeout=0.3):
+            break
+    assert rec.emotions[0].faces[0].label == 'happy'
+
+
+def test_unopenable_camera_source_logs_and_keeps_running(graph, ros_context, capfd):
+    executor, add = graph
+    camera = add(CameraNode(context=ros_context, parameter_overrides=[
+        Parameter('source', value='/no/such/video.mp4'), Parameter('fps', value=50.0)]))
+    spin_until(executor, lambda: camera._failures >= 2, timeout=3.0)
+    assert camera._failures >= 2 and camera.frames_published == 0
+    err = capfd.readouterr().err
+    assert "cannot open source '/no/such/video.mp4': no such file" in err
