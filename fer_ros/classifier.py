@@ -44,7 +44,8 @@ class ExpressionClassifier:
         self.device, self.device_warning = resolve_device(device)
         loaded = load_model(model)
         self.spec: ModelSpec = loaded.spec
-        self.module = loaded.module.to(self.device).eval()
+        # channels-last runs these small convnets ~2x faster on CPU (oneDNN) and GPU.
+        self.module = loaded.module.to(self.device, memory_format=torch.channels_last).eval()
         self.model_name = model
 
     @property
@@ -56,7 +57,8 @@ class ExpressionClassifier:
         """Probabilities (N, classes) for a preprocessed batch (N, C, S, S)."""
         if len(batch) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
-        logits = self.module(torch.from_numpy(batch).to(self.device))
+        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
+        logits = self.module(x)
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
     def predict(self, image_bgr: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:

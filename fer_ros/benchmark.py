@@ -1,0 +1,140 @@
+"""fer_benchmark: per-stage latency of fer_node and end-to-end FPS, on this machine.
+
+Stages (convert, detect, classify, publish, annotate) are timed inside a real
+FerNode publishing to a real subscriber; end-to-end FPS is the rate at which
+FaceEmotionArray messages arrive while a camera publishes faster than fer_node
+can process (only the newest frame is processed).
+Prints numbers only; nothing is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+import torch
+from fer_msgs.msg import FaceEmotionArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from fer_ros.classifier import ExpressionClassifier
+from fer_ros.image_conversion import ndarray_to_image
+from fer_ros.nodes.fer_node import FerNode
+
+STAGES = ('convert', 'detect', 'classify', 'publish', 'annotate')
+
+
+def _inputs(media: Path) -> list[tuple[str, np.ndarray]]:
+    import skimage.data
+    astronaut = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    canvas[:, 80:560] = cv2.resize(astronaut, (480, 480), interpolation=cv2.INTER_AREA)
+    images = [('astronaut 512x512', astronaut), ('astronaut 640x480', canvas)]
+    for path in sorted(media.glob('faceapi_bbt*.jpg')):
+        frame = cv2.imread(str(path))
+        images.append((f'{path.stem} {frame.shape[1]}x{frame.shape[0]}', frame))
+    return images
+
+
+def _stats(values: list[float]) -> str:
+    return f'{np.median(values):6.2f} / {np.percentile(values, 95):6.2f}'
+
+
+def _spin_for(executor: SingleThreadedExecutor, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.01)
+
+
+def run(frames: int, media: Path, model: str, device: str, camera_fps: float) -> None:
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    node = FerNode(context=context, parameter_overrides=[
+        Parameter('model', value=model), Parameter('device', value=device)],
+        cli_args=['--ros-args', '-r', 'image:=bench_image'])
+    sink = Node('bench_sink', context=context)
+    received: list[float] = []
+    sink.create_subscription(FaceEmotionArray, 'emotions', lambda m: received.append(
+        time.perf_counter()), 10)
+    sink.create_subscription(Image, 'image_annotated', lambda m: None, 1)
+    source = Node('bench_source', context=context)
+    pub = source.create_publisher(Image, 'bench_image', qos_profile_sensor_data)
+    for n in (node, sink, source):
+        executor.add_node(n)
+    _spin_for(executor, 1.0)  # discovery
+
+    print(f'fer_node on {node.pipeline.classifier.device}, model {model}, '
+          f'torch threads {torch.get_num_threads()}, {frames} frames per image')
+    print('per stage, median / p95 in ms')
+    print(f"{'input':28s} faces " + ' '.join(f'{s:>15s}' for s in STAGES) +
+          f" {'total':>15s} {'node FPS':>8s} {'DDS FPS':>8s}")
+    rows = []
+    for name, frame in _inputs(media):
+        msg = ndarray_to_image(frame, 'bgr8', Header(frame_id='camera_frame'))
+        node.timings.clear()
+        for _ in range(5):  # warm-up
+            node._process_frame(msg)
+        node.timings.clear()
+        for _ in range(frames):
+            node._process_frame(msg)
+            executor.spin_once(timeout_sec=0)
+        timings = list(node.timings)
+        per_stage = {s: [t.stages_ms.get(s, 0.0) for t in timings] for s in STAGES}
+        totals = [sum(t.stages_ms.values()) for t in timings]
+        # End to end over DDS: a camera faster than fer_node (newest frame wins).
+        timer = source.create_timer(1.0 / camera_fps, lambda: pub.publish(msg))
+        received.clear()
+        start = time.perf_counter()
+        _spin_for(executor, 3.0)
+        source.destroy_timer(timer)
+        arrivals = [t for t in received if t > start + 0.5]
+        dds_fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 2 else 0
+        faces = timings[-1].faces
+        rows.append((faces, float(np.median(totals))))
+        print(f'{name:28s} {faces:5d} ' + ' '.join(_stats(per_stage[s]) for s in STAGES) +
+              f' {_stats(totals)} {1000 / np.median(totals):8.1f} {dds_fps:8.1f}')
+
+    counts, totals = np.array(rows).T
+    if len(set(counts)) > 1:
+        slope = np.polyfit(counts, totals, 1)[0]
+        print(f'end-to-end cost per extra face (least-squares slope over inputs): {slope:.2f} ms')
+    clf = node.pipeline.classifier
+    crop = np.zeros((8, clf.spec.input.channels, clf.spec.input.size, clf.spec.input.size),
+                    np.float32)
+    for batch in (1, 8):
+        times = []
+        for _ in range(50):
+            t = time.perf_counter()
+            clf.predict_batch(crop[:batch])
+            times.append((time.perf_counter() - t) * 1e3)
+        print(f'classifier forward, batch {batch}: {np.median(times):.2f} ms '
+              f'({np.median(times) / batch:.2f} ms per face)')
+    for n in (source, sink, node):
+        executor.remove_node(n)
+        n.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--frames', type=int, default=100, help='frames timed per input')
+    parser.add_argument('--media', type=Path, default=Path.cwd().parent / 'shared' / 'media',
+                        help='folder with faceapi_bbt*.jpg group photos (default: %(default)s)')
+    parser.add_argument('--model', default='mini_xception_fer2013')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--camera-fps', type=float, default=200.0,
+                        help='publishing rate of the simulated camera for the DDS FPS')
+    args = parser.parse_args(argv)
+    run(args.frames, args.media, args.model, args.device, args.camera_fps)
+
+
+if __name__ == '__main__':
+    main()
