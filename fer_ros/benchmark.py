@@ -24,7 +24,6 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from fer_ros.classifier import ExpressionClassifier
 from fer_ros.image_conversion import ndarray_to_image
 from fer_ros.nodes.fer_node import FerNode
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import pytest
 import yaml
-from rclpy.parameter import Parameter
 
 from fer_ros.nodes.bringup import format_line, share_dir
 from fer_ros.nodes.camera_node import CameraNode

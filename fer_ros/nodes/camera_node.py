@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -12,6 +11,7 @@ from std_msgs.msg import Header
 
 from fer_ros.image_conversion import ndarray_to_image
 from fer_ros.nodes.params import declare, one_of
+from fer_ros.nodes.spin import run_node
 from fer_ros.sources import FrameSource, SourceError, open_source
 
 _MAX_BACKOFF_S = 30.0
@@ -102,15 +102,7 @@ class CameraNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = CameraNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(CameraNode, args)
 
 
 if __name__ == '__main__':

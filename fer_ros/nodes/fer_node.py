@@ -7,7 +7,6 @@ import threading
 import time
 from typing import NamedTuple
 
-import rclpy
 from fer_msgs.msg import FaceEmotion, FaceEmotionArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -16,11 +15,12 @@ from sensor_msgs.msg import Image, RegionOfInterest
 
 from fer_ros.assets import AssetError
 from fer_ros.classifier import DEVICES, DeviceError, ExpressionClassifier
-from fer_ros.detection import DETECTOR_MODELS, FaceDetector
+from fer_ros.detection import FaceDetector
 from fer_ros.image_conversion import ImageConversionError, image_to_bgr8, ndarray_to_image
 from fer_ros.latest import LatestWorker
 from fer_ros.models import ModelError
 from fer_ros.nodes.params import declare
+from fer_ros.nodes.spin import run_node
 from fer_ros.pipeline import FerPipeline, FrameResult, Stopwatch, annotate
 
 _LOAD_ERRORS = (ModelError, DeviceError, AssetError, FileNotFoundError, ValueError, OSError)
@@ -182,15 +182,7 @@ class FerNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = FerNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(FerNode, args)
 
 
 if __name__ == '__main__':
