@@ -184,3 +184,20 @@ def test_unopenable_camera_source_logs_and_keeps_running(graph, ros_context, cap
     assert camera._failures >= 2 and camera.frames_published == 0
     err = capfd.readouterr().err
     assert "cannot open source '/no/such/video.mp4': no such file" in err
+
+
+def test_camera_reopens_a_source_that_stops_delivering(graph, ros_context, astronaut_bgr,
+                                                       tmp_path):
+    executor, add = graph
+    frame = tmp_path / 'frame.png'
+    cv2.imwrite(str(frame), astronaut_bgr)
+    cv2.imwrite(str(tmp_path / 'other.png'), astronaut_bgr)
+    camera = add(CameraNode(context=ros_context, parameter_overrides=[
+        Parameter('source', value=str(tmp_path)), Parameter('fps', value=50.0)]))
+    assert spin_until(executor, lambda: camera.frames_published >= 2)
+    frame.write_bytes(b'truncated')  # the folder's next read fails
+    assert spin_until(executor, lambda: camera._failures >= 1)
+    published = camera.frames_published
+    cv2.imwrite(str(frame), astronaut_bgr)  # the device "comes back"
+    assert spin_until(executor, lambda: camera.frames_published > published + 2)
+    assert camera._failures == 0

@@ -58,10 +58,6 @@ class CameraNode(Node):
                                        self.loop)
         except SourceError as exc:
             self._schedule_retry(str(exc))
-            return
-        if self._failures:
-            self.get_logger().info(f"source '{self.source_spec}' opened again")
-        self._failures, self._backoff_s = 0, 0.5
 
     def _schedule_retry(self, reason: str) -> None:
         self._failures += 1
@@ -91,6 +87,9 @@ class CameraNode(Node):
                 self.get_logger().info(f"source '{self.source_spec}' ended (loop is false)")
                 self._timer.cancel()
             return
+        if self._failures:
+            self.get_logger().info(f"source '{self.source_spec}' delivers frames again")
+            self._failures, self._backoff_s = 0, 0.5
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.frame_id)
         self.publisher.publish(ndarray_to_image(frame, 'bgr8', header))
         self.frames_published += 1
