@@ -68,6 +68,12 @@ class MiniXception(nn.Module):
             cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.classifier = nn.Conv2d(cin, num_classes, 3, padding=1)
+        self.num_features = cin
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the pooled embedding of the last block (for center loss)."""
+        h = self.blocks(self.stem(x))
+        return self.classifier(h).mean(dim=(2, 3)), h.mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.blocks(self.stem(x))).mean(dim=(2, 3))

@@ -16,6 +16,7 @@ from torch import nn
 
 from fer_ros.preprocess import InputSpec
 
+from .cnn import FerCNN, ResNetSmall
 from .mini_xception import MiniXception
 
 # Canonical expression names; every model's class_names use these words.
@@ -23,6 +24,8 @@ EXPRESSIONS = ('neutral', 'happy', 'surprise', 'sad', 'angry', 'disgust', 'fear'
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     'mini_xception': MiniXception,
+    'fer_cnn': FerCNN,
+    'resnet_small': ResNetSmall,
 }
 
 CHECKPOINT_FORMAT = 'fer_ros.checkpoint/1'

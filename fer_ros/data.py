@@ -1,0 +1,74 @@
+"""Expression datasets in the npz formats of FER2013 (hard labels) and FER+ (annotator votes).
+
+Both load into ``FaceDataset``: uint8 face images and per-image target
+distributions over canonical class names (one-hot for hard labels, vote shares
+for FER+). Class names are mapped explicitly, never by index.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# FER+ vote columns -> canonical names; 'unknown' and 'NF' (not a face) are not emotions.
+FERPLUS_COLUMNS = {'neutral': 'neutral', 'happiness': 'happy', 'surprise': 'surprise',
+                   'sadness': 'sad', 'anger': 'angry', 'disgust': 'disgust', 'fear': 'fear',
+                   'contempt': 'contempt'}
+FERPLUS_NON_EMOTIONS = ('unknown', 'NF')
+
+
+@dataclass
+class FaceDataset:
+    images: np.ndarray       # (N, H, W) uint8 grayscale
+    targets: np.ndarray      # (N, K) float32, rows sum to 1
+    class_names: tuple[str, ...]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Hard (majority) labels; ties go to the first class in class_names order."""
+        return self.targets.argmax(1)
+
+    def subset(self, index: np.ndarray | slice) -> FaceDataset:
+        return FaceDataset(self.images[index], self.targets[index], self.class_names,
+                           self.source)
+
+
+def load_dataset(path: str | Path) -> FaceDataset:
+    """Load an npz in FER2013 format (images, labels, classes) or FER+ format (images, votes,
+    vote_columns). FER+ images whose majority vote is unknown/NF, or with no emotion votes,
+    are dropped, as in the usual protocol."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'dataset {path} does not exist')
+    with np.load(path, allow_pickle=False) as data:
+        keys = set(data.files)
+        images = data['images']
+        if {'votes', 'vote_columns'} <= keys:
+            return _ferplus(images, data['votes'], [str(c) for c in data['vote_columns']],
+                            str(path))
+        if {'labels', 'classes'} <= keys:
+            classes = tuple(str(c) for c in data['classes'])
+            targets = np.eye(len(classes), dtype=np.float32)[data['labels']]
+            return FaceDataset(images, targets, classes, str(path))
+    raise ValueError(f'{path}: expected keys images + labels + classes (FER2013 format) or '
+                     f'images + votes + vote_columns (FER+ format), found {sorted(keys)}')
+
+
+def _ferplus(images: np.ndarray, votes: np.ndarray, columns: list[str],
+             source: str) -> FaceDataset:
+    missing = [c for c in FERPLUS_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f'{source}: FER+ vote columns {missing} missing from {columns}')
+    emotion_cols = [columns.index(c) for c in FERPLUS_COLUMNS]
+    other_cols = [columns.index(c) for c in FERPLUS_NON_EMOTIONS if c in columns]
+    votes = votes.astype(np.float32)
+    emotion = votes[:, emotion_cols]
+    best_other = votes[:, other_cols].max(1) if other_cols else np.zeros(len(votes))
+    keep = (emotion.sum(1) > 0) & (emotion.max(1) > best_other)
+    targets = emotion[keep] / emotion[keep].sum(1, keepdims=True)
+    return FaceDataset(images[keep], targets, tuple(FERPLUS_COLUMNS.values()), source)

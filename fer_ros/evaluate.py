@@ -1,0 +1,162 @@
+"""fer_evaluate: accuracy, macro-F1, per-class recall and confusion matrix of an expression
+model on an npz split, mapping model classes to dataset classes by name."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fer_ros.data import FaceDataset, load_dataset
+from fer_ros.models import LoadedModel, load_model
+from fer_ros.preprocess import InputSpec, normalize, resize_to_input
+
+
+def dataset_tensor(dataset: FaceDataset, spec: InputSpec) -> torch.Tensor:
+    """All images of a dataset, resized and normalised exactly as the node does."""
+    resized = np.stack([resize_to_input(img, spec) for img in dataset.images])
+    return torch.from_numpy(normalize(resized, spec))
+
+
+@torch.inference_mode()
+def predict(module: nn.Module, x: torch.Tensor, batch_size: int = 256,
+            tta_flip: bool = False) -> np.ndarray:
+    module.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        probs = torch.softmax(module(xb), 1)
+        if tta_flip:
+            probs = (probs + torch.softmax(module(xb.flip(3)), 1)) / 2
+        out.append(probs)
+    return torch.cat(out).numpy()
+
+
+def to_dataset_classes(probs: np.ndarray, model_classes: tuple[str, ...],
+                       dataset_classes: tuple[str, ...]) -> np.ndarray:
+    """Re-order model probabilities into the dataset's classes by name; model classes the
+    dataset lacks are dropped and the rest renormalised; dataset classes the model lacks get 0."""
+    out = np.zeros((len(probs), len(dataset_classes)), np.float32)
+    for j, name in enumerate(dataset_classes):
+        if name in model_classes:
+            out[:, j] = probs[:, model_classes.index(name)]
+    return out / np.clip(out.sum(1, keepdims=True), 1e-12, None)
+
+
+def metrics(probs: np.ndarray, targets: np.ndarray, class_names: tuple[str, ...]) -> dict:
+    """Metrics of probabilities against target distributions, both (N, K) in class_names order.
+
+    accuracy uses the majority (argmax) target; soft_accuracy is the mean target mass on the
+    predicted class (agreement with annotators); cross_entropy is against the targets.
+    """
+    k = len(class_names)
+    truth, pred = targets.argmax(1), probs.argmax(1)
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (truth, pred), 1)
+    support = confusion.sum(1)
+    recall = np.divide(np.diag(confusion), support, out=np.zeros(k), where=support > 0)
+    predicted = confusion.sum(0)
+    precision = np.divide(np.diag(confusion), predicted, out=np.zeros(k), where=predicted > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k),
+                   where=(precision + recall) > 0)
+    present = support > 0
+    return {
+        'samples': int(len(truth)),
+        'accuracy': float((truth == pred).mean()),
+        'macro_f1': float(f1[present].mean()),
+        'soft_accuracy': float(targets[np.arange(len(pred)), pred].mean()),
+        'cross_entropy': float(-(targets * np.log(np.clip(probs, 1e-7, 1))).sum(1).mean()),
+        'per_class_recall': {c: float(r) for c, r, p in zip(class_names, recall, present) if p},
+        'class_names': list(class_names),
+        'confusion': confusion.tolist(),
+    }
+
+
+def evaluate(model: LoadedModel, dataset: FaceDataset, tta_flip: bool = False) -> dict:
+    x = dataset_tensor(dataset, model.spec.input)
+    probs = to_dataset_classes(predict(model.module, x, tta_flip=tta_flip),
+                               model.spec.class_names, dataset.class_names)
+    report = metrics(probs, dataset.targets, dataset.class_names)
+    report['missing_classes'] = [c for c in dataset.class_names
+                                 if c not in model.spec.class_names]
+    report.update(model=model.spec.name, data=dataset.source, tta_flip=tta_flip)
+    return report
+
+
+def save_confusion_png(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    confusion = np.array(report['confusion'], float)
+    rows = confusion / np.clip(confusion.sum(1, keepdims=True), 1, None)
+    names = report['class_names']
+    fig, ax = plt.subplots(figsize=(1 + 0.8 * len(names), 1 + 0.7 * len(names)))
+    ax.imshow(rows, cmap='Blues', vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f'{rows[i, j]:.2f}\n{int(confusion[i, j])}', ha='center', va='center',
+                    fontsize=7, color='white' if rows[i, j] > 0.5 else 'black')
+    ax.set_xticks(range(len(names)), names, rotation=45, ha='right')
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('true (majority)')
+    ax.set_title(f"{report['model']}: accuracy {report['accuracy']:.3f}, "
+                 f"macro-F1 {report['macro_f1']:.3f}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def measure_latency(module: nn.Module, spec: InputSpec, batch: int, repeats: int = 50) -> float:
+    """Median CPU milliseconds per face of a forward pass at the given batch size."""
+    module = module.to('cpu', memory_format=torch.channels_last).eval()
+    x = torch.zeros(batch, spec.channels, spec.size, spec.size).contiguous(
+        memory_format=torch.channels_last)
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 5):
+            start = time.perf_counter()
+            module(x)
+            if i >= 5:
+                times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times)) / batch
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# {report['model']} on {Path(report['data']).name}", '',
+             f"- samples: {report['samples']}, flip TTA: {report['tta_flip']}",
+             f"- accuracy (majority): {report['accuracy']:.4f}",
+             f"- macro-F1: {report['macro_f1']:.4f}",
+             f"- soft accuracy: {report['soft_accuracy']:.4f}, "
+             f"cross-entropy: {report['cross_entropy']:.4f}"]
+    if report['missing_classes']:
+        lines.append(f"- classes the model cannot predict: {', '.join(report['missing_classes'])}")
+    lines += ['', '| class | recall |', '|---|---|']
+    lines += [f'| {c} | {r:.3f} |' for c, r in report['per_class_recall'].items()]
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('model', help='registry name or checkpoint path')
+    parser.add_argument('data', type=Path, help='npz split (FER2013 or FER+ format)')
+    parser.add_argument('--tta-flip', action='store_true', help='average with the mirrored face')
+    parser.add_argument('--out', type=Path, help='folder for report.json, report.md, confusion.png')
+    args = parser.parse_args(argv)
+    report = evaluate(load_model(args.model), load_dataset(args.data), args.tta_flip)
+    print(markdown(report))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / 'report.json').write_text(json.dumps(report, indent=1))
+        (args.out / 'report.md').write_text(markdown(report))
+        save_confusion_png(report, args.out / 'confusion.png')
+        print(f'report written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()

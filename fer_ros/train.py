@@ -1,0 +1,357 @@
+"""fer_train: train an expression model on FER2013 / FER+ style npz files.
+
+Writes to --out: best.pt (a checkpoint the registry and fer_node load), last.pt
+(full training state for --resume), log.csv (one row per epoch), card.md and
+card.json (data, recipe, metrics, latency) and confusion.png.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fer_ros.augment import Augment
+from fer_ros.data import FaceDataset, load_dataset
+from fer_ros.evaluate import (dataset_tensor, markdown, measure_latency, metrics, predict,
+                              save_confusion_png)
+from fer_ros.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
+from fer_ros.models import ARCHITECTURES, ModelSpec, save_checkpoint
+from fer_ros.preprocess import InputSpec
+
+STATE_FORMAT = 'fer_ros.train_state/1'
+LOG_FIELDS = ('epoch', 'step', 'lr', 'train_loss', 'train_acc', 'val_loss', 'val_acc',
+              'val_macro_f1', 'seconds')
+
+
+@dataclass
+class TrainConfig:
+    train: str
+    val: str = ''                    # empty: hold out val_fraction of train
+    val_fraction: float = 0.1
+    name: str = 'fer_model'
+    arch: str = 'fer_cnn'
+    arch_kwargs: dict = field(default_factory=dict)
+    input_size: int = 48
+    crop_margin: float = 0.1
+    epochs: int = 40
+    batch_size: int = 64
+    optimizer: str = 'sgd'           # sgd | adamw
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    schedule: str = 'cosine'         # cosine | plateau
+    warmup_epochs: float = 1.0
+    loss: str = 'auto'               # auto | ce | soft_ce  (auto: soft_ce for vote data)
+    class_weights: str = 'none'      # none | balanced
+    label_smoothing: float = 0.0
+    center_loss_weight: float = 0.0  # 0 disables center loss
+    center_lr: float = 0.5
+    augment: bool = True
+    patience: int = 10               # early stopping, epochs without val improvement
+    seed: int = 0
+    threads: int = 0                 # 0: torch default
+    max_batches: int = 0             # per epoch; 0 = all (for smoke tests)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _class_aligned(val: FaceDataset, names: tuple[str, ...]) -> FaceDataset:
+    if val.class_names == names:
+        return val
+    extra = [c for c in val.class_names if c not in names]
+    if extra:
+        raise ValueError(f'validation classes {extra} are not among the training classes {names}')
+    targets = np.zeros((len(val), len(names)), np.float32)
+    for j, c in enumerate(val.class_names):
+        targets[:, names.index(c)] = val.targets[:, j]
+    return FaceDataset(val.images, targets, names, val.source)
+
+
+def _splits(cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
+    train = load_dataset(cfg.train)
+    if cfg.val:
+        return train, _class_aligned(load_dataset(cfg.val), train.class_names)
+    order = np.random.default_rng(cfg.seed).permutation(len(train))
+    n_val = max(int(len(train) * cfg.val_fraction), 1)
+    return train.subset(order[n_val:]), train.subset(order[:n_val])
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out: Path):
+        self.cfg, self.out = cfg, out
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        _seed_everything(cfg.seed)
+        self.train_set, self.val_set = _splits(cfg)
+        names = self.train_set.class_names
+        self.spec = ModelSpec(
+            name=cfg.name, architecture=cfg.arch,
+            input=InputSpec(cfg.input_size, 1, 0.5, 0.5, cfg.crop_margin),
+            class_names=names, weights=f'trained by fer_train on {Path(cfg.train).name}',
+            license='see the training data licence', arch_kwargs=cfg.arch_kwargs)
+        self.x_train = dataset_tensor(self.train_set, self.spec.input)
+        self.t_train = torch.from_numpy(self.train_set.targets)
+        self.x_val = dataset_tensor(self.val_set, self.spec.input)
+        self.model = ARCHITECTURES[cfg.arch](num_classes=len(names), in_channels=1,
+                                             **cfg.arch_kwargs)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg.optimizer == 'sgd':
+            self.optimizer = torch.optim.SGD(params, cfg.lr, momentum=0.9, nesterov=True,
+                                             weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == 'adamw':
+            self.optimizer = torch.optim.AdamW(params, cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            raise ValueError(f'unknown optimizer {cfg.optimizer!r} (sgd, adamw)')
+        self.steps_per_epoch = -(-len(self.x_train) // cfg.batch_size)
+        if cfg.max_batches:
+            self.steps_per_epoch = min(self.steps_per_epoch, cfg.max_batches)
+        self.scheduler = self._scheduler()
+        self.center = self.center_optimizer = None
+        if cfg.center_loss_weight > 0:
+            self.center = CenterLoss(len(names), self.model.num_features)
+            self.center_optimizer = torch.optim.SGD(self.center.parameters(), cfg.center_lr)
+        soft = cfg.loss == 'soft_ce' or (cfg.loss == 'auto' and
+                                         not np.isin(self.train_set.targets, (0, 1)).all())
+        if cfg.loss not in ('auto', 'ce', 'soft_ce'):
+            raise ValueError(f'unknown loss {cfg.loss!r} (auto, ce, soft_ce)')
+        self.soft_targets = soft
+        self.class_weights = balanced_class_weights(self.t_train) \
+            if cfg.class_weights == 'balanced' else None
+        self.augment = Augment() if cfg.augment else None
+        self.epoch, self.step, self.best_acc, self.stale = 0, 0, -1.0, 0
+
+    def _scheduler(self):
+        cfg = self.cfg
+        if cfg.schedule == 'plateau':
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, 'max', 0.5, 3)
+        if cfg.schedule != 'cosine':
+            raise ValueError(f'unknown schedule {cfg.schedule!r} (cosine, plateau)')
+        total = cfg.epochs * self.steps_per_epoch
+        warmup = max(int(cfg.warmup_epochs * self.steps_per_epoch), 1)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + np.cos(np.pi * min((step - warmup) / max(total - warmup, 1), 1)))
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+    # --- state -------------------------------------------------------------------------
+    def save_state(self, path: Path) -> None:
+        torch.save({
+            'format': STATE_FORMAT, 'config': asdict(self.cfg), 'epoch': self.epoch,
+            'step': self.step, 'best_acc': self.best_acc, 'stale': self.stale,
+            'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
+            'scheduler': self.scheduler.state_dict(),
+            'center': self.center.state_dict() if self.center else None,
+            'center_optimizer': self.center_optimizer.state_dict() if self.center else None,
+        }, path)
+
+    def load_state(self, path: Path) -> None:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+        if state.get('format') != STATE_FORMAT:
+            raise ValueError(f'{path} is not a fer_train state file')
+        self.model.load_state_dict(state['model'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.scheduler.load_state_dict(state['scheduler'])
+        if self.center:
+            self.center.load_state_dict(state['center'])
+            self.center_optimizer.load_state_dict(state['center_optimizer'])
+        self.epoch, self.step = state['epoch'], state['step']
+        self.best_acc, self.stale = state['best_acc'], state['stale']
+
+    # --- loop --------------------------------------------------------------------------
+    def _train_epoch(self, progress: bool) -> tuple[float, float]:
+        cfg = self.cfg
+        _seed_everything(cfg.seed * 1000 + self.epoch)  # same epoch, same batches and noise
+        generator = torch.Generator().manual_seed(cfg.seed * 1000 + self.epoch)
+        order = torch.from_numpy(
+            np.random.default_rng(cfg.seed * 1000 + self.epoch).permutation(len(self.x_train)))
+        self.model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = _progress(self.steps_per_epoch, f'epoch {self.epoch + 1}/{cfg.epochs}', progress)
+        for b in range(self.steps_per_epoch):
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x, t = self.x_train[idx], self.t_train[idx]
+            if self.augment:
+                x = self.augment(x, generator)
+            x = x.contiguous(memory_format=torch.channels_last)
+            target = t if self.soft_targets else nn.functional.one_hot(t.argmax(1), t.shape[1]).float()
+            logits, features = self.model.forward_with_features(x)
+            loss = soft_cross_entropy(logits, target, self.class_weights, cfg.label_smoothing)
+            if self.center:
+                loss = loss + cfg.center_loss_weight * self.center(features, target)
+                self.center_optimizer.zero_grad()
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            if self.center:
+                # undo the loss weight on the centers' gradient, as in Wen et al.
+                for p in self.center.parameters():
+                    p.grad /= cfg.center_loss_weight
+                self.center_optimizer.step()
+            if cfg.schedule == 'cosine':
+                self.scheduler.step()
+            self.step += 1
+            total_loss += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == t.argmax(1)).sum())
+            seen += len(idx)
+            bar.update(loss=total_loss / seen, acc=correct / seen)
+        bar.close()
+        return total_loss / seen, correct / seen
+
+    def validate(self, tta_flip: bool = False) -> dict:
+        probs = predict(self.model, self.x_val, tta_flip=tta_flip)
+        return metrics(probs, self.val_set.targets, self.val_set.class_names)
+
+    def fit(self, progress: bool = True) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        log_path = self.out / 'log.csv'
+        if self.epoch == 0 or not log_path.exists():
+            with log_path.open('w', newline='') as f:
+                csv.writer(f).writerow(LOG_FIELDS)
+        while self.epoch < self.cfg.epochs and self.stale < self.cfg.patience:
+            start = time.time()
+            train_loss, train_acc = self._train_epoch(progress)
+            report = self.validate()
+            if self.cfg.schedule == 'plateau':
+                self.scheduler.step(report['accuracy'])
+            self.epoch += 1
+            row = [self.epoch, self.step, self.optimizer.param_groups[0]['lr'], train_loss,
+                   train_acc, report['cross_entropy'], report['accuracy'], report['macro_f1'],
+                   time.time() - start]
+            with log_path.open('a', newline='') as f:
+                csv.writer(f).writerow([f'{v:.6g}' if isinstance(v, float) else v for v in row])
+            if report['accuracy'] > self.best_acc:
+                self.best_acc, self.stale = report['accuracy'], 0
+                save_checkpoint(self.out / 'best.pt', self.model, self.spec)
+            else:
+                self.stale += 1
+            self.save_state(self.out / 'last.pt')
+            print(f"epoch {self.epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
+                  f"val loss {report['cross_entropy']:.4f} acc {report['accuracy']:.4f} "
+                  f"macro-F1 {report['macro_f1']:.4f} | best {self.best_acc:.4f}", flush=True)
+        return self.finish()
+
+    def finish(self) -> Path:
+        """Reload the best weights, measure them and write the model card."""
+        best = torch.load(self.out / 'best.pt', map_location='cpu', weights_only=True)
+        self.model.load_state_dict(best['state_dict'])
+        self.model.eval()
+        report = self.validate()
+        report_tta = self.validate(tta_flip=True)
+        latency = {f'cpu_ms_per_face_b{b}': measure_latency(self.model, self.spec.input, b)
+                   for b in (1, 8)}
+        measured = {'val_data': self.val_set.source if self.cfg.val else
+                    f'{self.cfg.val_fraction:.0%} held out of {self.cfg.train}',
+                    'val_acc': report['accuracy'], 'val_macro_f1': report['macro_f1'],
+                    'val_acc_flip_tta': report_tta['accuracy'], **latency,
+                    'torch_threads': torch.get_num_threads()}
+        spec = ModelSpec(**{**{f.name: getattr(self.spec, f.name) for f in fields(ModelSpec)},
+                            'metrics': measured})
+        save_checkpoint(self.out / 'best.pt', self.model, spec, card={
+            'config': asdict(self.cfg), 'epochs_run': self.epoch})
+        report.update(model=self.cfg.name, data=measured['val_data'], tta_flip=False,
+                      missing_classes=[])
+        save_confusion_png(report, self.out / 'confusion.png')
+        card = {'name': self.cfg.name, 'architecture': self.cfg.arch,
+                'parameters': sum(p.numel() for p in self.model.parameters()),
+                'input': asdict(self.spec.input), 'class_names': list(self.spec.class_names),
+                'train_data': self.cfg.train, 'train_samples': len(self.train_set),
+                'recipe': asdict(self.cfg), 'epochs_run': self.epoch, 'metrics': measured,
+                'validation': report}
+        (self.out / 'card.json').write_text(json.dumps(card, indent=1))
+        (self.out / 'card.md').write_text(_card_markdown(card, report))
+        return self.out / 'best.pt'
+
+
+def _card_markdown(card: dict, report: dict) -> str:
+    m = card['metrics']
+    recipe = ', '.join(f'{k}={v}' for k, v in card['recipe'].items() if k not in ('train', 'val'))
+    return (f"# Model card: {card['name']}\n\n"
+            f"- architecture: {card['architecture']} ({card['parameters']:,} parameters)\n"
+            f"- input: {card['input']}\n- classes: {', '.join(card['class_names'])}\n"
+            f"- training data: {Path(card['train_data']).name} ({card['train_samples']} images)\n"
+            f"- recipe: {recipe}\n- epochs run: {card['epochs_run']}\n"
+            f"- validation: {m['val_data']}: accuracy {m['val_acc']:.4f} "
+            f"(flip TTA {m['val_acc_flip_tta']:.4f}), macro-F1 {m['val_macro_f1']:.4f}\n"
+            f"- CPU latency per face: {m['cpu_ms_per_face_b1']:.2f} ms at batch 1, "
+            f"{m['cpu_ms_per_face_b8']:.2f} ms at batch 8 ({m['torch_threads']} threads)\n\n"
+            + markdown(report).split('\n', 2)[2] + '\n![confusion](confusion.png)\n')
+
+
+class _progress:
+    """A one-line progress bar with loss, accuracy and ETA (no dependency)."""
+
+    def __init__(self, total: int, label: str, enabled: bool):
+        self.total, self.label, self.enabled = total, label, enabled
+        self.done, self.start, self.last = 0, time.time(), 0.0
+
+    def update(self, **values: float) -> None:
+        self.done += 1
+        now = time.time()
+        if not self.enabled or (now - self.last < 0.5 and self.done < self.total):
+            return
+        self.last = now
+        eta = (now - self.start) / self.done * (self.total - self.done)
+        stats = ' '.join(f'{k} {v:.4f}' for k, v in values.items())
+        bar = '#' * int(20 * self.done / self.total)
+        print(f'\r{self.label} [{bar:20s}] {self.done}/{self.total} {stats} ETA {eta:5.0f}s',
+              end='', flush=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            print(flush=True)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    defaults = TrainConfig(train='')
+    parser.add_argument('train', nargs='?', help='training npz (FER2013 or FER+ format)')
+    parser.add_argument('--out', type=Path, required=True, help='output folder')
+    parser.add_argument('--resume', type=Path, help='continue from a last.pt state file')
+    parser.add_argument('--no-progress', action='store_true')
+    for f in fields(TrainConfig):
+        if f.name == 'train':
+            continue
+        default = getattr(defaults, f.name)
+        if f.name == 'arch_kwargs':
+            parser.add_argument('--arch-kwargs', type=json.loads, help='JSON, e.g. {"widths": [24, 48, 96, 192]}')
+        elif isinstance(default, bool):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: s.lower() in ('1', 'true', 'yes'),
+                                help=f'default: {default}')
+        else:
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(default),
+                                help=f'default: {default}')
+    args = parser.parse_args(argv)
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if f.name != 'train' and getattr(args, f.name) is not None}
+    if args.resume:
+        state = torch.load(args.resume, map_location='cpu', weights_only=True)
+        cfg = TrainConfig(**{**state['config'], **given})
+    elif args.train:
+        cfg = TrainConfig(train=args.train, **given)
+    else:
+        parser.error('give a training npz, or --resume')
+    trainer = Trainer(cfg, args.out)
+    if args.resume:
+        trainer.load_state(args.resume)
+        print(f'resuming at epoch {trainer.epoch}, step {trainer.step}')
+    best = trainer.fit(progress=not args.no_progress)
+    print((args.out / 'card.md').read_text())
+    return best
+
+
+if __name__ == '__main__':
+    main()
