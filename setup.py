@@ -27,6 +27,8 @@ setup(
             'fer_bringup = fer_ros.nodes.bringup:main',
             'fer_benchmark = fer_ros.benchmark:main',
             'fer_fetch_models = fer_ros.assets:main',
+            'fer_train = fer_ros.train:main',
+            'fer_evaluate = fer_ros.evaluate:main',
         ],
     },
 )
