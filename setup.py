@@ -8,6 +8,7 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
+    package_data={package_name: ['weights/*.pt', 'weights/*.md', 'weights/*.png']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -15,7 +16,7 @@ setup(
         ('share/' + package_name + '/config', glob('config/*.yaml')),
     ],
     install_requires=['setuptools'],
-    zip_safe=True,
+    zip_safe=False,
     maintainer='fer_ros maintainers',
     maintainer_email='maintainers@fer-ros.org',
     description='Real-time facial expression recognition for ROS 2 (MediaPipe + PyTorch)',

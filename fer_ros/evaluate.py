@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from fer_ros.data import FaceDataset, load_dataset
-from fer_ros.models import LoadedModel, load_model
+from fer_ros.models import LoadedModel, load_model, record_metrics
 from fer_ros.preprocess import InputSpec, normalize, resize_to_input
 
 
@@ -147,9 +147,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('data', type=Path, help='npz split (FER2013 or FER+ format)')
     parser.add_argument('--tta-flip', action='store_true', help='average with the mirrored face')
     parser.add_argument('--out', type=Path, help='folder for report.json, report.md, confusion.png')
+    parser.add_argument('--latency', action='store_true',
+                        help='also measure CPU ms per face at batch 1 and 8')
+    parser.add_argument('--record', action='store_true',
+                        help='store the numbers in the checkpoint (what the registry shows)')
     args = parser.parse_args(argv)
-    report = evaluate(load_model(args.model), load_dataset(args.data), args.tta_flip)
+    model = load_model(args.model)
+    report = evaluate(model, load_dataset(args.data), args.tta_flip)
     print(markdown(report))
+    prefix = f'{args.data.parent.name}_{args.data.stem}' + ('_flip' if args.tta_flip else '')
+    numbers = {f'{prefix}_acc': round(report['accuracy'], 4),
+               f'{prefix}_macro_f1': round(report['macro_f1'], 4)}
+    if args.latency:
+        numbers.update({f'cpu_ms_per_face_b{b}': round(measure_latency(
+            model.module, model.spec.input, b), 3) for b in (1, 8)})
+    print(json.dumps(numbers))
+    if args.record:
+        if not Path(args.model).is_file():
+            parser.error('--record needs a checkpoint path')
+        record_metrics(args.model, numbers)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / 'report.json').write_text(json.dumps(report, indent=1))

@@ -144,7 +144,7 @@ class Trainer:
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
-            return 0.5 * (1 + np.cos(np.pi * min((step - warmup) / max(total - warmup, 1), 1)))
+            return float(0.5 * (1 + np.cos(np.pi * min((step - warmup) / max(total - warmup, 1), 1))))
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
 
     # --- state -------------------------------------------------------------------------
@@ -215,13 +215,16 @@ class Trainer:
         probs = predict(self.model, self.x_val, tta_flip=tta_flip)
         return metrics(probs, self.val_set.targets, self.val_set.class_names)
 
-    def fit(self, progress: bool = True) -> Path:
+    def fit(self, progress: bool = True, epochs_this_run: int = 0) -> Path | None:
+        """Train until cfg.epochs or early stopping; returns best.pt with its model card.
+        With epochs_this_run, stop after that many epochs (resume later); returns None then."""
         self.out.mkdir(parents=True, exist_ok=True)
+        stop_at = self.epoch + epochs_this_run if epochs_this_run else self.cfg.epochs
         log_path = self.out / 'log.csv'
         if self.epoch == 0 or not log_path.exists():
             with log_path.open('w', newline='') as f:
                 csv.writer(f).writerow(LOG_FIELDS)
-        while self.epoch < self.cfg.epochs and self.stale < self.cfg.patience:
+        while self.epoch < min(stop_at, self.cfg.epochs) and self.stale < self.cfg.patience:
             start = time.time()
             train_loss, train_acc = self._train_epoch(progress)
             report = self.validate()
@@ -242,6 +245,8 @@ class Trainer:
             print(f"epoch {self.epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
                   f"val loss {report['cross_entropy']:.4f} acc {report['accuracy']:.4f} "
                   f"macro-F1 {report['macro_f1']:.4f} | best {self.best_acc:.4f}", flush=True)
+        if self.epoch < self.cfg.epochs and self.stale < self.cfg.patience:
+            return None
         return self.finish()
 
     def finish(self) -> Path:
@@ -315,13 +320,15 @@ class _progress:
             print(flush=True)
 
 
-def main(argv: list[str] | None = None) -> Path:
+def main(argv: list[str] | None = None) -> Path | None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     defaults = TrainConfig(train='')
     parser.add_argument('train', nargs='?', help='training npz (FER2013 or FER+ format)')
     parser.add_argument('--out', type=Path, required=True, help='output folder')
     parser.add_argument('--resume', type=Path, help='continue from a last.pt state file')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--epochs-this-run', type=int, default=0,
+                        help='stop after this many epochs; continue later with --resume')
     for f in fields(TrainConfig):
         if f.name == 'train':
             continue
@@ -348,8 +355,11 @@ def main(argv: list[str] | None = None) -> Path:
     if args.resume:
         trainer.load_state(args.resume)
         print(f'resuming at epoch {trainer.epoch}, step {trainer.step}')
-    best = trainer.fit(progress=not args.no_progress)
-    print((args.out / 'card.md').read_text())
+    best = trainer.fit(not args.no_progress, args.epochs_this_run)
+    if best is None:
+        print(f'stopped at epoch {trainer.epoch}; continue with --resume {args.out / "last.pt"}')
+    else:
+        print((args.out / 'card.md').read_text())
     return best
 
 

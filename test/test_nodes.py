@@ -201,3 +201,29 @@ def test_camera_reopens_a_source_that_stops_delivering(graph, ros_context, astro
     cv2.imwrite(str(frame), astronaut_bgr)  # the device "comes back"
     assert spin_until(executor, lambda: camera.frames_published > published + 2)
     assert camera._failures == 0
+
+
+def test_fer_node_runs_a_trained_checkpoint(graph, ros_context, astronaut_bgr, tmp_path):
+    from fer_ros.train import TrainConfig, Trainer
+    from test_training import synthetic_fer2013
+
+    data = synthetic_fer2013(tmp_path / 'train.npz', n=70)
+    best = Trainer(TrainConfig(train=str(data), epochs=1, max_batches=2, threads=1,
+                               arch='fer_cnn', arch_kwargs={'widths': [8, 16]}),
+                   tmp_path / 'run').fit(progress=False)
+    executor, add = graph
+    node = add(fer_node(ros_context, model=str(best)))
+    assert node.pipeline.classifier.spec.input.size == 48
+    rec = add(Recorder(ros_context))
+    pub = add(Node('publisher', context=ros_context)).create_publisher(
+        Image, 'image_raw', qos_profile_sensor_data)
+    good = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='cam'))
+    for _ in range(100):
+        pub.publish(good)
+        if spin_until(executor, lambda: rec.emotions, timeout=0.3):
+            break
+    msg = rec.emotions[0]
+    assert msg.model == str(best)
+    assert tuple(msg.class_names) == ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad',
+                                      'surprise')
+    assert len(msg.faces) == 1 and len(msg.faces[0].probabilities) == 7

@@ -100,8 +100,7 @@ def save_checkpoint(path: str | Path, module: nn.Module, spec: ModelSpec, **extr
                 'state_dict': module.state_dict(), **extra}, path)
 
 
-def load_checkpoint(path: str | Path) -> LoadedModel:
-    path = Path(path)
+def _read_checkpoint(path: Path) -> dict:
     try:
         data = torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError:
@@ -110,6 +109,26 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         raise ModelError(f"cannot read checkpoint '{path}': {exc}") from exc
     if not isinstance(data, dict) or data.get('format') != CHECKPOINT_FORMAT:
         raise ModelError(f"'{path}' is not a fer_ros checkpoint ({CHECKPOINT_FORMAT})")
+    return data
+
+
+def record_metrics(path: str | Path, metrics: dict) -> None:
+    """Merge measured numbers into a checkpoint's spec (what the registry shows)."""
+    data = _read_checkpoint(Path(path))
+    data['spec']['metrics'] = {**data['spec'].get('metrics', {}), **metrics}
+    torch.save(data, path)
+
+
+def register_checkpoints(directory: Path) -> None:
+    """Register every checkpoint of a folder under the name its spec carries."""
+    for path in sorted(directory.glob('*.pt')):
+        spec = _spec_from_dict(_read_checkpoint(path)['spec'], path.stem)
+        register_model(spec, lambda path=path: load_checkpoint(path).module)
+
+
+def load_checkpoint(path: str | Path) -> LoadedModel:
+    path = Path(path)
+    data = _read_checkpoint(path)
     spec = _spec_from_dict(data['spec'], path.stem)
     module = ARCHITECTURES[spec.architecture](
         num_classes=len(spec.class_names), in_channels=spec.input.channels, **spec.arch_kwargs)

@@ -1,0 +1,173 @@
+"""Losses, datasets, the trainer, resume, evaluation; small synthetic data, seconds each."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import DATA
+from fer_ros.data import load_dataset
+from fer_ros.evaluate import main as evaluate_main
+from fer_ros.evaluate import metrics, to_dataset_classes
+from fer_ros.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
+from fer_ros.models import load_model
+from fer_ros.train import TrainConfig, Trainer
+
+CLASSES = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise')
+
+
+def synthetic_fer2013(path, n=280, seed=0):
+    """48x48 'faces' whose class is a bright blob at a class-specific place."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(CLASSES)
+    images = rng.integers(0, 60, (n, 48, 48)).astype(np.uint8)
+    for img, label in zip(images, labels):
+        y, x = divmod(int(label), 3)
+        img[4 + 14 * y:14 + 14 * y, 4 + 14 * x:14 + 14 * x] = 230
+    np.savez(path, images=images, labels=labels, classes=np.array(CLASSES),
+             names=np.array([f'{i}.png' for i in range(n)]))
+    return path
+
+
+def test_soft_ce_equals_ce_for_one_hot_targets():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(16, 7), torch.randint(0, 7, (16,))
+    onehot = F.one_hot(labels, 7).float()
+    torch.testing.assert_close(soft_cross_entropy(logits, onehot), F.cross_entropy(logits, labels))
+    weights = torch.rand(7) + 0.5
+    torch.testing.assert_close(soft_cross_entropy(logits, onehot, weights),
+                               F.cross_entropy(logits, labels, weight=weights))
+    torch.testing.assert_close(soft_cross_entropy(logits, onehot, label_smoothing=0.1),
+                               F.cross_entropy(logits, labels, label_smoothing=0.1))
+
+
+def test_balanced_weights_favour_rare_classes():
+    targets = F.one_hot(torch.tensor([0] * 8 + [1] * 2), 2).float()
+    weights = balanced_class_weights(targets)
+    assert weights[1] == pytest.approx(4 * weights[0]) and weights.mean() == pytest.approx(1.0)
+
+
+def test_center_loss_pulls_features_to_their_centers():
+    torch.manual_seed(0)
+    loss_fn = CenterLoss(3, 4)
+    with torch.no_grad():
+        loss_fn.centers.copy_(3 * torch.eye(3, 4))
+    features = torch.randn(30, 4, requires_grad=True)
+    targets = F.one_hot(torch.arange(30) % 3, 3).float()
+    own = targets.argmax(1)
+    distance = lambda: (features - loss_fn.centers[own]).norm(dim=1)  # noqa: E731
+    before = distance().detach()
+    opt = torch.optim.SGD([features], lr=10.0)  # the loss averages over 30 samples
+    for _ in range(20):
+        opt.zero_grad()
+        loss_fn(features, targets).backward()
+        opt.step()
+    assert (distance() < 0.2 * before).all()
+    assert (torch.cdist(features, loss_fn.centers).argmin(1) == own).all()
+    # and the centers, trained alone, move to their class means
+    opt = torch.optim.SGD(loss_fn.parameters(), lr=1.5)  # gradient = (c - mean) / 3
+    fixed = torch.randn(30, 4)
+    for _ in range(50):
+        opt.zero_grad()
+        loss_fn(fixed, targets).backward()
+        opt.step()
+    means = torch.stack([fixed[own == k].mean(0) for k in range(3)])
+    torch.testing.assert_close(loss_fn.centers.detach(), means, atol=1e-3, rtol=0)
+
+
+def test_ferplus_votes_drop_unknown_and_map_names(tmp_path):
+    columns = ['neutral', 'happiness', 'surprise', 'sadness', 'anger', 'disgust', 'fear',
+               'contempt', 'unknown', 'NF']
+    votes = np.array([[0, 8, 2, 0, 0, 0, 0, 0, 0, 0],    # happy
+                      [1, 0, 0, 0, 0, 0, 0, 0, 6, 3],    # unknown majority: dropped
+                      [0, 0, 0, 0, 0, 0, 0, 0, 0, 10],   # not a face: dropped
+                      [5, 0, 0, 0, 0, 0, 0, 5, 0, 0]])   # neutral/contempt tie
+    np.savez(tmp_path / 'fp.npz', images=np.zeros((4, 48, 48), np.uint8), votes=votes,
+             vote_columns=np.array(columns))
+    data = load_dataset(tmp_path / 'fp.npz')
+    assert data.class_names == ('neutral', 'happy', 'surprise', 'sad', 'angry', 'disgust',
+                                'fear', 'contempt')
+    assert len(data) == 2
+    np.testing.assert_allclose(data.targets[0], [0, 0.8, 0.2, 0, 0, 0, 0, 0])
+    np.testing.assert_allclose(data.targets[1], [0.5, 0, 0, 0, 0, 0, 0, 0.5])
+
+
+def test_metrics_on_a_hand_made_set():
+    names = ('happy', 'sad', 'neutral')
+    targets = np.eye(3)[[0, 0, 1, 1, 2, 2]]
+    probs = np.eye(3)[[0, 1, 1, 1, 2, 0]] * 0.8 + 0.2 / 3
+    report = metrics(probs, targets, names)
+    assert report['accuracy'] == pytest.approx(4 / 6)
+    assert report['confusion'] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert report['per_class_recall'] == {'happy': 0.5, 'sad': 1.0, 'neutral': 0.5}
+    # F1: happy 0.5, sad 0.8, neutral 2/3
+    assert report['macro_f1'] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+
+
+def test_model_classes_are_mapped_by_name():
+    model = ('angry', 'happy', 'neutral')
+    dataset = ('neutral', 'happy', 'contempt')
+    probs = np.array([[0.5, 0.3, 0.2]])
+    np.testing.assert_allclose(to_dataset_classes(probs, model, dataset), [[0.4, 0.6, 0.0]])
+
+
+def _config(path, **kw):
+    return TrainConfig(train=str(path), epochs=kw.pop('epochs', 3), batch_size=32, lr=0.05,
+                       arch='fer_cnn', arch_kwargs={'widths': [8, 16, 32]}, threads=1,
+                       patience=10, **kw)
+
+
+def test_training_lowers_loss_and_writes_a_loadable_checkpoint(tmp_path):
+    data = synthetic_fer2013(tmp_path / 'train.npz')
+    trainer = Trainer(_config(data, epochs=4, augment=False, center_loss_weight=0.01),
+                      tmp_path / 'run')
+    best = trainer.fit(progress=False)
+    log = (tmp_path / 'run' / 'log.csv').read_text().splitlines()
+    losses = [float(row.split(',')[3]) for row in log[1:]]
+    assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
+    loaded = load_model(str(best))
+    assert loaded.spec.class_names == CLASSES and loaded.spec.input.size == 48
+    assert loaded.spec.metrics['val_acc'] > 0.5
+    assert loaded.spec.metrics['cpu_ms_per_face_b1'] > 0
+    card = json.loads((tmp_path / 'run' / 'card.json').read_text())
+    assert card['recipe']['center_loss_weight'] == 0.01
+    assert (tmp_path / 'run' / 'confusion.png').stat().st_size > 1000
+    assert 'Model card' in (tmp_path / 'run' / 'card.md').read_text()
+
+
+def test_resume_continues_from_the_same_step(tmp_path):
+    data = synthetic_fer2013(tmp_path / 'train.npz')
+    straight = Trainer(_config(data, epochs=3, max_batches=3), tmp_path / 'a')
+    straight.fit(progress=False)
+
+    first = Trainer(_config(data, epochs=3, max_batches=3), tmp_path / 'b')
+    assert first.fit(progress=False, epochs_this_run=2) is None  # interrupted
+    assert (first.epoch, first.step) == (2, 6)
+    resumed = Trainer(_config(data, epochs=3, max_batches=3), tmp_path / 'b')
+    resumed.load_state(tmp_path / 'b' / 'last.pt')
+    assert (resumed.epoch, resumed.step) == (2, 6)
+    resumed.fit(progress=False)
+    assert (resumed.epoch, resumed.step) == (3, 9)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_evaluate_cli_writes_a_report(tmp_path, capsys):
+    data = synthetic_fer2013(tmp_path / 'val.npz', n=70)
+    evaluate_main(['mini_xception_fer2013', str(data), '--tta-flip', '--out', str(tmp_path / 'r')])
+    report = json.loads((tmp_path / 'r' / 'report.json').read_text())
+    assert report['samples'] == 70 and report['tta_flip'] is True
+    assert np.array(report['confusion']).sum() == 70
+    assert (tmp_path / 'r' / 'confusion.png').exists()
+    assert 'accuracy (majority)' in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not (DATA / 'fer2013' / 'public_test.npz').exists(),
+                    reason='../shared is not present')
+def test_registry_accuracy_of_the_port_on_public_test():
+    from fer_ros.evaluate import evaluate
+    data = load_dataset(DATA / 'fer2013' / 'public_test.npz')
+    report = evaluate(load_model('mini_xception_fer2013'), data)
+    spec = load_model('mini_xception_fer2013').spec
+    assert report['accuracy'] == pytest.approx(spec.metrics['fer2013_public_test_acc'], abs=1e-3)
