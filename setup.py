@@ -30,6 +30,7 @@ setup(
             'fer_fetch_models = fer_ros.assets:main',
             'fer_train = fer_ros.train:main',
             'fer_evaluate = fer_ros.evaluate:main',
+            'fer_export_onnx = fer_ros.export:main',
         ],
     },
 )

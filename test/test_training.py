@@ -171,3 +171,18 @@ def test_registry_accuracy_of_the_port_on_public_test():
     report = evaluate(load_model('mini_xception_fer2013'), data)
     spec = load_model('mini_xception_fer2013').spec
     assert report['accuracy'] == pytest.approx(spec.metrics['fer2013_public_test_acc'], abs=1e-3)
+
+
+@pytest.mark.parametrize('arch', ['mini_xception', 'fer_cnn', 'resnet_small'])
+def test_onnx_export_matches_torch(tmp_path, arch):
+    from fer_ros.export import export_onnx
+    from fer_ros.models import ARCHITECTURES, ModelSpec, InputSpec, save_checkpoint
+    spec = ModelSpec(name=arch, architecture=arch, class_names=CLASSES, weights='test',
+                     license='MIT', input=InputSpec(48, 1, 0.5, 0.5, 0.05),
+                     arch_kwargs={'widths': [8, 16, 32]} if arch != 'mini_xception' else {})
+    torch.manual_seed(0)
+    module = ARCHITECTURES[arch](num_classes=7, **spec.arch_kwargs).eval()
+    save_checkpoint(tmp_path / 'm.pt', module, spec)
+    assert export_onnx(str(tmp_path / 'm.pt'), tmp_path / 'm.onnx') < 1e-4
+    sidecar = json.loads((tmp_path / 'm.json').read_text())
+    assert sidecar['class_names'] == list(CLASSES) and sidecar['input']['size'] == 48
