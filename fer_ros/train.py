@@ -2,7 +2,7 @@
 
 Writes to --out: best.pt (a checkpoint the registry and fer_node load), last.pt
 (full training state for --resume), log.csv (one row per epoch), card.md and
-card.json (data, recipe, metrics, latency) and confusion.png.
+card.json (data, recipe, metrics, latency), confusion.png and curves.png.
 """
 from __future__ import annotations
 
@@ -270,6 +270,7 @@ class Trainer:
         report.update(model=self.cfg.name, data=measured['val_data'], tta_flip=False,
                       missing_classes=[])
         save_confusion_png(report, self.out / 'confusion.png')
+        save_curves_png(self.out / 'log.csv', self.out / 'curves.png')
         card = {'name': self.cfg.name, 'architecture': self.cfg.arch,
                 'parameters': sum(p.numel() for p in self.model.parameters()),
                 'input': asdict(self.spec.input), 'class_names': list(self.spec.class_names),
@@ -279,6 +280,30 @@ class Trainer:
         (self.out / 'card.json').write_text(json.dumps(card, indent=1))
         (self.out / 'card.md').write_text(_card_markdown(card, report))
         return self.out / 'best.pt'
+
+
+def save_curves_png(log_csv: Path, path: Path) -> None:
+    """Loss and accuracy per epoch, from log.csv."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    with log_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    epochs = [int(r['epoch']) for r in rows]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, label in (('train_loss', 'train'), ('val_loss', 'val')):
+        loss_ax.plot(epochs, [float(r[key]) for r in rows], label=label)
+    for key, label in (('train_acc', 'train'), ('val_acc', 'val')):
+        acc_ax.plot(epochs, [float(r[key]) for r in rows], label=label)
+    loss_ax.set(xlabel='epoch', ylabel='loss')
+    acc_ax.set(xlabel='epoch', ylabel='accuracy')
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _card_markdown(card: dict, report: dict) -> str:
@@ -293,7 +318,8 @@ def _card_markdown(card: dict, report: dict) -> str:
             f"(flip TTA {m['val_acc_flip_tta']:.4f}), macro-F1 {m['val_macro_f1']:.4f}\n"
             f"- CPU latency per face: {m['cpu_ms_per_face_b1']:.2f} ms at batch 1, "
             f"{m['cpu_ms_per_face_b8']:.2f} ms at batch 8 ({m['torch_threads']} threads)\n\n"
-            + markdown(report).split('\n', 2)[2] + '\n![confusion](confusion.png)\n')
+            + markdown(report).split('\n', 2)[2] +
+            '\n![confusion](confusion.png)\n\n![training curves](curves.png)\n')
 
 
 class _progress:

@@ -133,6 +133,7 @@ def test_training_lowers_loss_and_writes_a_loadable_checkpoint(tmp_path):
     card = json.loads((tmp_path / 'run' / 'card.json').read_text())
     assert card['recipe']['center_loss_weight'] == 0.01
     assert (tmp_path / 'run' / 'confusion.png').stat().st_size > 1000
+    assert (tmp_path / 'run' / 'curves.png').stat().st_size > 1000
     assert 'Model card' in (tmp_path / 'run' / 'card.md').read_text()
 
 
