@@ -25,6 +25,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from fer_ros.image_conversion import ndarray_to_image
+from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.fer_node import FerNode
 
 STAGES = ('convert', 'detect', 'classify', 'publish', 'annotate')
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--frames', type=int, default=100, help='frames timed per input')
     parser.add_argument('--media', type=Path, default=Path.cwd().parent / 'shared' / 'media',
                         help='folder with faceapi_bbt*.jpg group photos (default: %(default)s)')
-    parser.add_argument('--model', default='mini_xception_fer2013')
+    parser.add_argument('--model', default=DEFAULT_MODEL)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--camera-fps', type=float, default=200.0,
                         help='publishing rate of the simulated camera for the DDS FPS')

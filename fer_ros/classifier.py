@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from fer_ros.models import ModelSpec, load_model
+from fer_ros.models import DEFAULT_MODEL, ModelSpec, load_model
 from fer_ros.preprocess import face_batch
 
 DEVICES = ('auto', 'cpu', 'cuda')
@@ -40,7 +40,7 @@ def resolve_device(name: str) -> tuple[torch.device, str | None]:
 class ExpressionClassifier:
     """Classify the expression of every face of an image in one batched forward pass."""
 
-    def __init__(self, model: str = 'mini_xception_fer2013', device: str = 'cpu'):
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = 'cpu'):
         self.device, self.device_warning = resolve_device(device)
         loaded = load_model(model)
         self.spec: ModelSpec = loaded.spec

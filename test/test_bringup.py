@@ -9,6 +9,7 @@ import cv2
 import pytest
 import yaml
 
+from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.bringup import format_line, share_dir
 from fer_ros.nodes.camera_node import CameraNode
 from fer_ros.nodes.fer_node import FerNode
@@ -61,6 +62,7 @@ def test_overrides_map_to_nodes():
 
 def test_yaml_matches_declared_parameters(ros_context):
     config = yaml.safe_load((ROOT / 'config' / 'fer.yaml').read_text())
+    assert config['fer_node']['ros__parameters']['model'] == DEFAULT_MODEL
     assert (share_dir() / 'config' / 'fer.yaml').read_text() == \
         (ROOT / 'config' / 'fer.yaml').read_text(), 'installed config is stale: run make setup'
     for node_class, name in ((CameraNode, 'camera_node'), (FerNode, 'fer_node')):

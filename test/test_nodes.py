@@ -14,6 +14,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from fer_ros.image_conversion import image_to_ndarray, ndarray_to_image
+from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.camera_node import CameraNode
 from fer_ros.nodes.fer_node import FerNode
 
@@ -79,12 +80,12 @@ def test_camera_and_fer_node_end_to_end(graph, ros_context, astronaut_bgr, tmp_p
         assert key in raw_headers and msg.header == raw_headers[key]
         assert msg.header.frame_id == 'test_camera'
         assert (msg.image_width, msg.image_height) == (512, 512)
-        assert msg.model == 'mini_xception_fer2013'
+        assert msg.model == DEFAULT_MODEL
         assert len(msg.faces) == 1
         face = msg.faces[0]
         assert face.label == 'happy' and msg.class_names[face.label_index] == 'happy'
-        assert face.label_probability > 0.99
-        assert len(face.probabilities) == len(msg.class_names) == 7
+        assert face.label_probability > 0.6
+        assert len(face.probabilities) == len(msg.class_names)
         assert sum(face.probabilities) == pytest.approx(1.0, abs=1e-4)
         assert 150 < face.roi.x_offset < 200 and 80 < face.roi.width < 140
     stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in rec.emotions}

@@ -13,7 +13,8 @@ from .registry import (ARCHITECTURES, EXPRESSIONS, LoadedModel, ModelError, Mode
                        get_spec, list_models, load_checkpoint, load_model, record_metrics,
                        register_checkpoints, register_model, save_checkpoint)
 
-__all__ = ['ARCHITECTURES', 'EXPRESSIONS', 'InputSpec', 'LoadedModel', 'MiniXception',
+__all__ = ['ARCHITECTURES', 'DEFAULT_MODEL', 'EXPRESSIONS', 'InputSpec', 'LoadedModel',
+           'MiniXception',
            'ModelError', 'ModelSpec', 'get_spec', 'list_models', 'load_checkpoint',
            'load_model', 'record_metrics', 'register_model', 'save_checkpoint']
 
@@ -34,3 +35,6 @@ register_model(
     lambda: load_keras_mini_xception(asset_path('emotion_model.hdf5')),
 )
 register_checkpoints(Path(__file__).resolve().parent.parent / 'weights')
+
+# What fer_node uses unless told otherwise.
+DEFAULT_MODEL = 'mini_xception_fer2013'

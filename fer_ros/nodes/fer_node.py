@@ -18,7 +18,7 @@ from fer_ros.classifier import DEVICES, DeviceError, ExpressionClassifier
 from fer_ros.detection import FaceDetector
 from fer_ros.image_conversion import ImageConversionError, image_to_bgr8, ndarray_to_image
 from fer_ros.latest import LatestWorker
-from fer_ros.models import ModelError
+from fer_ros.models import DEFAULT_MODEL, ModelError
 from fer_ros.nodes.params import declare
 from fer_ros.nodes.spin import run_node
 from fer_ros.pipeline import FerPipeline, FrameResult, Stopwatch, annotate
@@ -56,7 +56,7 @@ def _check_device(value: str) -> str | None:
 class FerNode(Node):
     def __init__(self, **kwargs):
         super().__init__('fer_node', **kwargs)
-        self.model = declare(self, 'model', 'mini_xception_fer2013',
+        self.model = declare(self, 'model', DEFAULT_MODEL,
                              'Expression model: registry name or checkpoint (.pt) path')
         self.device = declare(self, 'device', 'auto',
                               'Compute device: auto (GPU if present), cpu, cuda or cuda:N',
