@@ -14,9 +14,9 @@ from .registry import (ARCHITECTURES, EXPRESSIONS, LoadedModel, ModelError, Mode
                        register_checkpoints, register_model, save_checkpoint)
 
 __all__ = ['ARCHITECTURES', 'DEFAULT_MODEL', 'EXPRESSIONS', 'InputSpec', 'LoadedModel',
-           'MiniXception',
-           'ModelError', 'ModelSpec', 'get_spec', 'list_models', 'load_checkpoint',
-           'load_model', 'record_metrics', 'register_model', 'save_checkpoint']
+           'MiniXception', 'ModelError', 'ModelSpec', 'get_spec', 'list_models',
+           'load_checkpoint', 'load_model', 'record_metrics', 'register_model',
+           'save_checkpoint']
 
 register_model(
     ModelSpec(
