@@ -69,7 +69,7 @@ def test_camera_and_fer_node_end_to_end(graph, ros_context, astronaut_bgr, tmp_p
     camera = add(CameraNode(context=ros_context, parameter_overrides=[
         Parameter('source', value=str(source)), Parameter('fps', value=20.0),
         Parameter('frame_id', value='test_camera')]))
-    add(fer_node(ros_context))
+    fer = add(fer_node(ros_context))
     rec = add(Recorder(ros_context))
 
     assert spin_until(executor, lambda: len(rec.emotions) >= 3 and len(rec.annotated) >= 3)
@@ -88,6 +88,10 @@ def test_camera_and_fer_node_end_to_end(graph, ros_context, astronaut_bgr, tmp_p
         assert len(face.probabilities) == len(msg.class_names)
         assert sum(face.probabilities) == pytest.approx(1.0, abs=1e-4)
         assert 150 < face.roi.x_offset < 200 and 80 < face.roi.width < 140
+    status = fer.diagnostics()
+    assert status.level == status.OK and status.name.startswith('fer_node')
+    values = {kv.key: kv.value for kv in status.values}
+    assert int(values['frames processed']) >= 3 and values['latency median (ms, last 5 s)'] != 'n/a'
     stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in rec.emotions}
     for img in rec.annotated[-3:]:
         assert (img.width, img.height, img.encoding) == (512, 512, 'bgr8')
@@ -134,6 +138,10 @@ def test_parameters_are_validated_and_applied_at_run_time(graph, ros_context):
         result = node.set_parameters([Parameter(name, value=value)])[0]
         assert not result.successful and result.reason, name
     assert node.pipeline is not None and node.pipeline.detector.min_confidence == 0.3
+    # a failing change in the same call leaves the valid one unapplied too
+    results = node.set_parameters_atomically([Parameter('rate', value=7.0),
+                                              Parameter('model', value='no_such_model')])
+    assert not results.successful and node._worker.max_rate == 0.0
 
     assert node.set_parameters([Parameter('rate', value=5.0)])[0].successful
     assert node._worker.max_rate == 5.0
@@ -164,6 +172,7 @@ def test_missing_gpu_keeps_node_up_until_device_is_fixed(graph, ros_context, ast
     executor, add = graph
     node = add(fer_node(ros_context, device='cuda'))
     assert node.pipeline is None and 'no CUDA GPU' in node.load_error
+    assert node.diagnostics().level == node.diagnostics().ERROR
     assert 'no CUDA GPU' in capfd.readouterr().err
     assert node.set_parameters([Parameter('device', value='cpu')])[0].successful
     rec = add(Recorder(ros_context))

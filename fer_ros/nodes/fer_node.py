@@ -7,6 +7,7 @@ import threading
 import time
 from typing import NamedTuple
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from fer_msgs.msg import FaceEmotion, FaceEmotionArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -96,6 +97,9 @@ class FerNode(Node):
         self._worker = LatestWorker(self._process, self.rate, name='fer_node-worker')
         # Best effort accepts both best-effort and reliable publishers; depth 1 keeps only news.
         self.create_subscription(Image, 'image', self._on_image, qos_profile_sensor_data)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._last_frame_in = time.monotonic()
+        self.create_timer(1.0, self._publish_diagnostics)
         if self.pipeline is not None:
             self.get_logger().info(
                 f"model {self.model} ({', '.join(self.pipeline.classifier.class_names)}) on "
@@ -114,11 +118,6 @@ class FerNode(Node):
         new = {p.name: p.value for p in params}
         if 'device' in new and (reason := _check_device(new['device'])):
             return SetParametersResult(successful=False, reason=f'device: {reason}')
-        if 'rate' in new:
-            self._worker.max_rate = new['rate']
-            self.rate = new['rate']
-        if 'publish_annotated' in new:
-            self.publish_annotated = new['publish_annotated']
         rebuild = {'model', 'device', 'detector_model', 'detection_threshold', 'max_faces'}
         if rebuild & new.keys():
             config = dict(model=self.model, device=self.device,
@@ -138,10 +137,42 @@ class FerNode(Node):
                 with self._load_lock:
                     old.detector.close()
             self.get_logger().info(f'now using model {self.model} on {pipeline.classifier.device}')
+        if 'rate' in new:
+            self._worker.max_rate = self.rate = new['rate']
+        if 'publish_annotated' in new:
+            self.publish_annotated = new['publish_annotated']
         return SetParametersResult(successful=True)
+
+    def diagnostics(self) -> DiagnosticStatus:
+        """Health of the node: model state, input freshness, throughput and latency."""
+        now = time.perf_counter()
+        recent = [t for t in self.timings if now - t.done < 5.0]
+        totals = sorted(sum(t.stages_ms.values()) for t in recent)
+        values = {'model': self.model, 'device': self.device, 'frames received': self.frames_in,
+                  'frames processed': self._worker.processed,
+                  'frames skipped (newer frame arrived)': self._worker.dropped,
+                  'processing rate (Hz, last 5 s)': f'{len(recent) / 5.0:.1f}',
+                  'latency median (ms, last 5 s)':
+                      f'{totals[len(totals) // 2]:.1f}' if totals else 'n/a'}
+        if self.pipeline is None:
+            level, message = DiagnosticStatus.ERROR, f'no model loaded: {self.load_error}'
+        elif time.monotonic() - self._last_frame_in > 5.0:
+            level, message = DiagnosticStatus.WARN, 'no image received for 5 s'
+        else:
+            level, message = DiagnosticStatus.OK, 'processing'
+        return DiagnosticStatus(
+            level=level, name=f'{self.get_name()}: facial expression recognition',
+            message=message, hardware_id=self.device,
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+
+    def _publish_diagnostics(self) -> None:
+        array = DiagnosticArray(status=[self.diagnostics()])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
 
     def _on_image(self, msg: Image) -> None:
         self.frames_in += 1
+        self._last_frame_in = time.monotonic()
         self._worker.submit(msg)
 
     def _process(self, msg: Image) -> None:
