@@ -146,7 +146,7 @@ class FerNode(Node):
     def diagnostics(self) -> DiagnosticStatus:
         """Health of the node: model state, input freshness, throughput and latency."""
         now = time.perf_counter()
-        recent = [t for t in self.timings if now - t.done < 5.0]
+        recent = [t for t in list(self.timings) if now - t.done < 5.0]  # snapshot: worker appends
         totals = sorted(sum(t.stages_ms.values()) for t in recent)
         values = {'model': self.model, 'device': self.device, 'frames received': self.frames_in,
                   'frames processed': self._worker.processed,
