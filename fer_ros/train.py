@@ -144,7 +144,8 @@ class Trainer:
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
-            return float(0.5 * (1 + np.cos(np.pi * min((step - warmup) / max(total - warmup, 1), 1))))
+            progress = min((step - warmup) / max(total - warmup, 1), 1)
+            return float(0.5 * (1 + np.cos(np.pi * progress)))
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
 
     # --- state -------------------------------------------------------------------------
@@ -187,7 +188,8 @@ class Trainer:
             if self.augment:
                 x = self.augment(x, generator)
             x = x.contiguous(memory_format=torch.channels_last)
-            target = t if self.soft_targets else nn.functional.one_hot(t.argmax(1), t.shape[1]).float()
+            target = t if self.soft_targets else \
+                nn.functional.one_hot(t.argmax(1), t.shape[1]).float()
             logits, features = self.model.forward_with_features(x)
             loss = soft_cross_entropy(logits, target, self.class_weights, cfg.label_smoothing)
             if self.center:
@@ -360,9 +362,11 @@ def main(argv: list[str] | None = None) -> Path | None:
             continue
         default = getattr(defaults, f.name)
         if f.name == 'arch_kwargs':
-            parser.add_argument('--arch-kwargs', type=json.loads, help='JSON, e.g. {"widths": [24, 48, 96, 192]}')
+            parser.add_argument('--arch-kwargs', type=json.loads,
+                                help='JSON, e.g. {"widths": [24, 48, 96, 192]}')
         elif isinstance(default, bool):
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: s.lower() in ('1', 'true', 'yes'),
+            parser.add_argument(f"--{f.name.replace('_', '-')}",
+                                type=lambda s: s.lower() in ('1', 'true', 'yes'),
                                 help=f'default: {default}')
         else:
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(default),

@@ -158,7 +158,8 @@ def test_bad_start_values_fall_back_with_a_reason(graph, ros_context, capfd):
     assert node.get_parameter('rate').value == 0.0
     assert node.get_parameter('device').value == 'auto'
     camera = add(CameraNode(context=ros_context, parameter_overrides=[
-        Parameter('reliability', value='sometimes'), Parameter('source', value='builtin:astronaut')]))
+        Parameter('reliability', value='sometimes'),
+        Parameter('source', value='builtin:astronaut')]))
     assert camera.get_parameter('reliability').value == 'best_effort'
     result = camera.set_parameters([Parameter('fps', value=5.0)])[0]
     assert not result.successful and 'start only' in result.reason
