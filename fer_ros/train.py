@@ -60,6 +60,11 @@ class TrainConfig:
     max_batches: int = 0             # per epoch; 0 = all (for smoke tests)
 
 
+def data_name(path: str) -> str:
+    """'…/fer2013/train.npz' -> 'fer2013/train.npz': what cards record, without machine paths."""
+    return '/'.join(Path(path).parts[-2:]) if path else ''
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -98,7 +103,7 @@ class Trainer:
         self.spec = ModelSpec(
             name=cfg.name, architecture=cfg.arch,
             input=InputSpec(cfg.input_size, 1, 0.5, 0.5, cfg.crop_margin),
-            class_names=names, weights=f'trained by fer_train on {Path(cfg.train).name}',
+            class_names=names, weights=f'trained by fer_train on {data_name(cfg.train)}',
             license='see the training data licence', arch_kwargs=cfg.arch_kwargs)
         self.x_train = dataset_tensor(self.train_set, self.spec.input)
         self.t_train = torch.from_numpy(self.train_set.targets)
@@ -260,15 +265,17 @@ class Trainer:
         report_tta = self.validate(tta_flip=True)
         latency = {f'cpu_ms_per_face_b{b}': measure_latency(self.model, self.spec.input, b)
                    for b in (1, 8)}
-        measured = {'val_data': self.val_set.source if self.cfg.val else
-                    f'{self.cfg.val_fraction:.0%} held out of {self.cfg.train}',
+        recipe = {**asdict(self.cfg), 'train': data_name(self.cfg.train),
+                  'val': data_name(self.cfg.val)}
+        measured = {'val_data': recipe['val'] or
+                    f"{self.cfg.val_fraction:.0%} held out of {recipe['train']}",
                     'val_acc': report['accuracy'], 'val_macro_f1': report['macro_f1'],
                     'val_acc_flip_tta': report_tta['accuracy'], **latency,
                     'torch_threads': torch.get_num_threads()}
         spec = ModelSpec(**{**{f.name: getattr(self.spec, f.name) for f in fields(ModelSpec)},
                             'metrics': measured})
         save_checkpoint(self.out / 'best.pt', self.model, spec, card={
-            'config': asdict(self.cfg), 'epochs_run': self.epoch})
+            'config': recipe, 'epochs_run': self.epoch})
         report.update(model=self.cfg.name, data=measured['val_data'], tta_flip=False,
                       missing_classes=[])
         save_confusion_png(report, self.out / 'confusion.png')
@@ -276,8 +283,8 @@ class Trainer:
         card = {'name': self.cfg.name, 'architecture': self.cfg.arch,
                 'parameters': sum(p.numel() for p in self.model.parameters()),
                 'input': asdict(self.spec.input), 'class_names': list(self.spec.class_names),
-                'train_data': self.cfg.train, 'train_samples': len(self.train_set),
-                'recipe': asdict(self.cfg), 'epochs_run': self.epoch, 'metrics': measured,
+                'train_data': recipe['train'], 'train_samples': len(self.train_set),
+                'recipe': recipe, 'epochs_run': self.epoch, 'metrics': measured,
                 'validation': report}
         (self.out / 'card.json').write_text(json.dumps(card, indent=1))
         (self.out / 'card.md').write_text(_card_markdown(card, report))
@@ -314,7 +321,7 @@ def _card_markdown(card: dict, report: dict) -> str:
     return (f"# Model card: {card['name']}\n\n"
             f"- architecture: {card['architecture']} ({card['parameters']:,} parameters)\n"
             f"- input: {card['input']}\n- classes: {', '.join(card['class_names'])}\n"
-            f"- training data: {Path(card['train_data']).name} ({card['train_samples']} images)\n"
+            f"- training data: {card['train_data']} ({card['train_samples']} images)\n"
             f"- recipe: {recipe}\n- epochs run: {card['epochs_run']}\n"
             f"- validation: {m['val_data']}: accuracy {m['val_acc']:.4f} "
             f"(flip TTA {m['val_acc_flip_tta']:.4f}), macro-F1 {m['val_macro_f1']:.4f}\n"
