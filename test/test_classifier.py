@@ -1,11 +1,17 @@
+import cv2
 import numpy as np
 import pytest
 import torch
 
+from conftest import MEDIA, needs_shared
+
 from fer_ros.classifier import DeviceError, ExpressionClassifier, resolve_device
-from fer_ros.models import get_spec, list_models, load_model
+from fer_ros.detection import FaceDetector
+from fer_ros.models import DEFAULT_MODEL, get_spec, list_models, load_model
 from fer_ros.preprocess import face_batch
 
+POSED = {'angry': 'angry', 'disgusted': 'disgust', 'fearful': 'fear', 'happy': 'happy',
+         'neutral': 'neutral', 'sad': 'sad', 'surprised': 'surprise'}
 ASTRONAUT_BOX = (173, 67, 103, 103)  # MediaPipe full-range box of the face
 # Probabilities of the PyTorch port for that box, recorded once; Keras order of classes.
 REFERENCE = {'angry': 0.000187, 'disgust': 0.0, 'fear': 2.4e-05, 'happy': 0.999178,
@@ -67,3 +73,19 @@ def test_devices():
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match='no CUDA GPU'):
             ExpressionClassifier('mini_xception_fer2013', 'cuda')
+
+
+@needs_shared
+@pytest.mark.parametrize('model', [DEFAULT_MODEL, 'mini_xception_fer2013'])
+def test_posed_expression_photos(model):
+    """Seven posed faces, one per FER2013 class: most must be recognised."""
+    classifier = ExpressionClassifier(model, 'cpu')
+    hits = []
+    with FaceDetector() as detector:
+        for name, label in POSED.items():
+            image = cv2.imread(str(MEDIA / f'faceapi_{name}.jpg'))
+            faces = detector.detect(np.ascontiguousarray(image[:, :, ::-1]))
+            assert len(faces) == 1, name
+            probs = classifier.predict(image, [faces[0].box])[0]
+            hits.append(classifier.class_names[int(np.argmax(probs))] == label)
+    assert sum(hits) >= 4 and hits[list(POSED).index('happy')]
