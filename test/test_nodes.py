@@ -28,6 +28,20 @@ def spin_until(executor, predicate, timeout=20.0):
     return False
 
 
+def publish_until_emotions(executor, pub, msg, rec, timeout=20.0):
+    """Publish msg until rec has FaceEmotionArray output (discovery takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while not rec.emotions and time.monotonic() < deadline:
+        pub.publish(msg)
+        spin_until(executor, lambda: rec.emotions, timeout=0.3)
+    assert rec.emotions, 'no FaceEmotionArray received'
+    return rec.emotions[0]
+
+
+def camera_stand_in(add, context, qos=qos_profile_sensor_data):
+    return add(Node('publisher', context=context)).create_publisher(Image, 'image_raw', qos)
+
+
 class Recorder(Node):
     """Subscribes to what a user's node would: emotions, image_annotated, image_raw."""
 
@@ -104,10 +118,9 @@ def test_malformed_images_are_skipped_and_good_ones_served(graph, ros_context, a
     executor, add = graph
     add(fer_node(ros_context))
     rec = add(Recorder(ros_context))
-    pub_node = add(Node('publisher', context=ros_context))
     # A reliable publisher: fer_node must accept it as well as best-effort ones.
-    pub = pub_node.create_publisher(Image, 'image_raw',
-                                    QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    pub = camera_stand_in(add, ros_context,
+                          QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     assert spin_until(executor, lambda: pub.get_subscription_count() >= 2)
 
     bad = [Image(height=10, width=10, encoding='bgr8', step=30, data=bytes(50)),
@@ -119,11 +132,8 @@ def test_malformed_images_are_skipped_and_good_ones_served(graph, ros_context, a
         executor.spin_once(timeout_sec=0.2)
         time.sleep(0.2)
     good = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='good'))
-    for _ in range(100):
-        pub.publish(good)
-        if spin_until(executor, lambda: rec.emotions, timeout=0.5):
-            break
-    assert rec.emotions and {m.header.frame_id for m in rec.emotions} == {'good'}
+    publish_until_emotions(executor, pub, good, rec)
+    assert {m.header.frame_id for m in rec.emotions} == {'good'}
     assert rec.emotions[0].faces[0].label == 'happy'
     assert 'skipping image' in capfd.readouterr().err
 
@@ -177,14 +187,9 @@ def test_missing_gpu_keeps_node_up_until_device_is_fixed(graph, ros_context, ast
     assert 'no CUDA GPU' in capfd.readouterr().err
     assert node.set_parameters([Parameter('device', value='cpu')])[0].successful
     rec = add(Recorder(ros_context))
-    pub = add(Node('publisher', context=ros_context)).create_publisher(
-        Image, 'image_raw', qos_profile_sensor_data)
     good = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='cam'))
-    for _ in range(100):
-        pub.publish(good)
-        if spin_until(executor, lambda: rec.emotions, timeout=0.3):
-            break
-    assert rec.emotions[0].faces[0].label == 'happy'
+    msg = publish_until_emotions(executor, camera_stand_in(add, ros_context), good, rec)
+    assert msg.faces[0].label == 'happy'
 
 
 def test_unopenable_camera_source_logs_and_keeps_running(graph, ros_context, capfd):
@@ -226,14 +231,8 @@ def test_fer_node_runs_a_trained_checkpoint(graph, ros_context, astronaut_bgr, t
     node = add(fer_node(ros_context, model=str(best)))
     assert node.pipeline.classifier.spec.input.size == 48
     rec = add(Recorder(ros_context))
-    pub = add(Node('publisher', context=ros_context)).create_publisher(
-        Image, 'image_raw', qos_profile_sensor_data)
     good = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='cam'))
-    for _ in range(100):
-        pub.publish(good)
-        if spin_until(executor, lambda: rec.emotions, timeout=0.3):
-            break
-    msg = rec.emotions[0]
+    msg = publish_until_emotions(executor, camera_stand_in(add, ros_context), good, rec)
     assert msg.model == str(best)
     assert tuple(msg.class_names) == ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad',
                                       'surprise')
