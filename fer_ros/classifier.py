@@ -46,7 +46,6 @@ class ExpressionClassifier:
         self.spec: ModelSpec = loaded.spec
         # channels-last runs these small convnets ~2x faster on CPU (oneDNN) and GPU.
         self.module = loaded.module.to(self.device, memory_format=torch.channels_last).eval()
-        self.model_name = model
 
     @property
     def class_names(self) -> tuple[str, ...]:

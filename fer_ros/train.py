@@ -11,7 +11,7 @@ import csv
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from torch import nn
 from fer_ros.augment import Augment
 from fer_ros.data import FaceDataset, load_dataset
 from fer_ros.evaluate import (dataset_tensor, markdown, measure_latency, metrics, predict,
-                              save_confusion_png)
+                              save_confusion_png, to_dataset_classes)
 from fer_ros.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
 from fer_ros.models import ARCHITECTURES, ModelSpec, save_checkpoint
 from fer_ros.preprocess import InputSpec
@@ -72,14 +72,10 @@ def _seed_everything(seed: int) -> None:
 
 
 def _class_aligned(val: FaceDataset, names: tuple[str, ...]) -> FaceDataset:
-    if val.class_names == names:
-        return val
     extra = [c for c in val.class_names if c not in names]
     if extra:
         raise ValueError(f'validation classes {extra} are not among the training classes {names}')
-    targets = np.zeros((len(val), len(names)), np.float32)
-    for j, c in enumerate(val.class_names):
-        targets[:, names.index(c)] = val.targets[:, j]
+    targets = to_dataset_classes(val.targets, val.class_names, names)
     return FaceDataset(val.images, targets, names, val.source)
 
 
@@ -272,8 +268,7 @@ class Trainer:
                     'val_acc': report['accuracy'], 'val_macro_f1': report['macro_f1'],
                     'val_acc_flip_tta': report_tta['accuracy'], **latency,
                     'torch_threads': torch.get_num_threads()}
-        spec = ModelSpec(**{**{f.name: getattr(self.spec, f.name) for f in fields(ModelSpec)},
-                            'metrics': measured})
+        spec = replace(self.spec, metrics=measured)
         save_checkpoint(self.out / 'best.pt', self.model, spec, card={
             'config': recipe, 'epochs_run': self.epoch})
         report.update(model=self.cfg.name, data=measured['val_data'], tta_flip=False,

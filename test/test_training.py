@@ -190,3 +190,15 @@ def test_onnx_export_matches_torch(tmp_path, arch):
     assert export_onnx(str(tmp_path / 'm.pt'), tmp_path / 'm.onnx') < 1e-4
     sidecar = json.loads((tmp_path / 'm.json').read_text())
     assert sidecar['class_names'] == list(CLASSES) and sidecar['input']['size'] == 48
+
+
+def test_validation_classes_are_aligned_by_name(tmp_path):
+    from fer_ros.train import _class_aligned
+    from fer_ros.data import FaceDataset
+    val = FaceDataset(np.zeros((2, 48, 48), np.uint8),
+                      np.array([[1, 0], [0.25, 0.75]], np.float32), ('sad', 'happy'), 'v')
+    aligned = _class_aligned(val, ('happy', 'neutral', 'sad'))
+    np.testing.assert_allclose(aligned.targets, [[0, 0, 1], [0.75, 0, 0.25]])
+    with pytest.raises(ValueError, match='contempt'):
+        _class_aligned(FaceDataset(val.images, val.targets, ('sad', 'contempt'), 'v'),
+                       ('happy', 'sad'))

@@ -12,8 +12,8 @@ Validator = Callable[[Any], str | None]  # returns the reason a value is invalid
 
 
 def declare(node: Node, name: str, default: Any, description: str, *,
-            bounds: tuple[float, float] | None = None, validate: Validator | None = None,
-            constraints: str = '') -> Any:
+            bounds: tuple[float, float] | None = None,
+            validate: Validator | None = None) -> Any:
     """Declare a parameter and return its value.
 
     An override that is out of range, of the wrong type or rejected by
@@ -22,8 +22,7 @@ def declare(node: Node, name: str, default: Any, description: str, *,
     rclpy cannot replace a rejected read-only value; nodes reject run-time
     changes of start-only parameters in their set-parameters callback.)
     """
-    descriptor = ParameterDescriptor(description=description,
-                                     additional_constraints=constraints)
+    descriptor = ParameterDescriptor(description=description)
     if bounds is not None:
         if isinstance(default, float):
             descriptor.floating_point_range = [FloatingPointRange(
