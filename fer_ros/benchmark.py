@@ -29,6 +29,7 @@ from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.fer_node import FerNode
 
 STAGES = ('convert', 'detect', 'classify', 'publish', 'annotate')
+ASTRONAUT_FACE = (173, 67, 103, 103)  # (x, y, w, h) in skimage's astronaut photo
 
 
 def _inputs(media: Path) -> list[tuple[str, np.ndarray]]:
@@ -53,12 +54,14 @@ def _spin_for(executor: SingleThreadedExecutor, seconds: float) -> None:
         executor.spin_once(timeout_sec=0.01)
 
 
-def run(frames: int, media: Path, model: str, device: str, camera_fps: float) -> None:
+def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
+        camera_fps: float) -> None:
     context = rclpy.Context()
     rclpy.init(context=context)
     executor = SingleThreadedExecutor(context=context)
     node = FerNode(context=context, parameter_overrides=[
-        Parameter('model', value=model), Parameter('device', value=device)],
+        Parameter('model', value=model), Parameter('device', value=device),
+        Parameter('tta_flip', value=tta_flip)],
         cli_args=['--ros-args', '-r', 'image:=bench_image'])
     sink = Node('bench_sink', context=context)
     received: list[float] = []
@@ -72,7 +75,7 @@ def run(frames: int, media: Path, model: str, device: str, camera_fps: float) ->
     _spin_for(executor, 1.0)  # discovery
 
     print(f'fer_node on {node.pipeline.classifier.device}, model {model}, '
-          f'torch threads {torch.get_num_threads()}, {frames} frames per image')
+          f'tta_flip {tta_flip}, torch threads {torch.get_num_threads()}, {frames} frames per image')
     print('per stage, median / p95 in ms')
     print(f"{'input':28s} faces " + ' '.join(f'{s:>15s}' for s in STAGES) +
           f" {'total':>15s} {'node FPS':>8s} {'DDS FPS':>8s}")
@@ -81,10 +84,10 @@ def run(frames: int, media: Path, model: str, device: str, camera_fps: float) ->
         msg = ndarray_to_image(frame, 'bgr8', Header(frame_id='camera_frame'))
         node.timings.clear()
         for _ in range(5):  # warm-up
-            node._process_frame(msg)
+            node.process_frame(msg)
         node.timings.clear()
         for _ in range(frames):
-            node._process_frame(msg)
+            node.process_frame(msg)
             executor.spin_once(timeout_sec=0)
         timings = list(node.timings)
         per_stage = {s: [t.stages_ms.get(s, 0.0) for t in timings] for s in STAGES}
@@ -107,15 +110,14 @@ def run(frames: int, media: Path, model: str, device: str, camera_fps: float) ->
         slope = np.polyfit(counts, totals, 1)[0]
         print(f'end-to-end cost per extra face (least-squares slope over inputs): {slope:.2f} ms')
     clf = node.pipeline.classifier
-    crop = np.zeros((8, clf.spec.input.channels, clf.spec.input.size, clf.spec.input.size),
-                    np.float32)
+    astronaut = _inputs(media)[0][1]
     for batch in (1, 8):
         times = []
         for _ in range(50):
             t = time.perf_counter()
-            clf.predict_batch(crop[:batch])
+            clf.predict(astronaut, [ASTRONAUT_FACE] * batch)
             times.append((time.perf_counter() - t) * 1e3)
-        print(f'classifier forward, batch {batch}: {np.median(times):.2f} ms '
+        print(f'classify (crop, preprocess, forward), {batch} face(s): {np.median(times):.2f} ms '
               f'({np.median(times) / batch:.2f} ms per face)')
     for n in (source, sink, node):
         executor.remove_node(n)
@@ -130,10 +132,11 @@ def main(argv: list[str] | None = None) -> None:
                         help='folder with faceapi_bbt*.jpg group photos (default: %(default)s)')
     parser.add_argument('--model', default=DEFAULT_MODEL)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--tta-flip', action='store_true', help='fer_node tta_flip parameter')
     parser.add_argument('--camera-fps', type=float, default=200.0,
                         help='publishing rate of the simulated camera for the DDS FPS')
     args = parser.parse_args(argv)
-    run(args.frames, args.media, args.model, args.device, args.camera_fps)
+    run(args.frames, args.media, args.model, args.device, args.tta_flip, args.camera_fps)
 
 
 if __name__ == '__main__':

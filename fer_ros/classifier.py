@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from fer_ros.models import DEFAULT_MODEL, ModelSpec, load_model
+from fer_ros.models import DEFAULT_MODEL, Ensemble, load_ensemble
 from fer_ros.preprocess import face_batch
 
 DEVICES = ('auto', 'cpu', 'cuda')
@@ -37,29 +37,42 @@ def resolve_device(name: str) -> tuple[torch.device, str | None]:
     raise DeviceError(f"unknown device '{name}'; use one of {', '.join(DEVICES)} or cuda:N")
 
 
-class ExpressionClassifier:
-    """Classify the expression of every face of an image in one batched forward pass."""
+def probabilities(module: torch.nn.Module, x: torch.Tensor, tta_flip: bool = False) -> torch.Tensor:
+    """Softmax of a model for a batch (N, C, S, S); with tta_flip also of the mirrored faces
+    (one forward pass of 2N), averaged."""
+    if not tta_flip:
+        return torch.softmax(module(x).float(), dim=1)
+    probs = torch.softmax(module(torch.cat([x, x.flip(3)])).float(), dim=1)
+    return (probs[:len(x)] + probs[len(x):]) / 2
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = 'cpu'):
+
+class ExpressionClassifier:
+    """Classify the expression of every face of an image, one batched forward pass per model.
+
+    model is a registry name, a checkpoint path, or an ensemble (see load_ensemble);
+    tta_flip also classifies each mirrored face (about twice the time, a little more accurate).
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = 'cpu', tta_flip: bool = False):
         self.device, self.device_warning = resolve_device(device)
-        loaded = load_model(model)
-        self.spec: ModelSpec = loaded.spec
-        # channels-last runs these small convnets ~2x faster on CPU (oneDNN) and GPU.
-        self.module = loaded.module.to(self.device, memory_format=torch.channels_last).eval()
+        self.model: Ensemble = load_ensemble(model)
+        for member in self.model.members:
+            # channels-last runs these small convnets ~2x faster on CPU (oneDNN) and GPU.
+            member.module = member.module.to(self.device, memory_format=torch.channels_last)
+        self.tta_flip = tta_flip
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return self.spec.class_names
+        return self.model.class_names
 
     @torch.inference_mode()
-    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities (N, classes) for a preprocessed batch (N, C, S, S)."""
-        if len(batch) == 0:
-            return np.zeros((0, len(self.class_names)), np.float32)
-        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
-        logits = self.module(x)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
-
     def predict(self, image_bgr: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
         """Probabilities (N, classes) for the (x, y, w, h) face boxes of a BGR image."""
-        return self.predict_batch(face_batch(image_bgr, boxes, self.spec.input))
+        if len(boxes) == 0:
+            return np.zeros((0, len(self.class_names)), np.float32)
+        member_probs = []
+        for member in self.model.members:
+            x = torch.from_numpy(face_batch(image_bgr, boxes, member.spec.input))
+            x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+            member_probs.append(probabilities(member.module, x, self.tta_flip).cpu().numpy())
+        return self.model.combine(member_probs)

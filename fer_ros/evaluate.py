@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from fer_ros.data import FaceDataset, load_dataset
-from fer_ros.models import LoadedModel, load_model, record_metrics
+from fer_ros.classifier import probabilities
+from fer_ros.models import Ensemble, load_ensemble, record_metrics
 from fer_ros.preprocess import InputSpec, normalize, resize_to_input
 
 
@@ -26,25 +27,8 @@ def dataset_tensor(dataset: FaceDataset, spec: InputSpec) -> torch.Tensor:
 def predict(module: nn.Module, x: torch.Tensor, batch_size: int = 256,
             tta_flip: bool = False) -> np.ndarray:
     module.eval()
-    out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size]
-        probs = torch.softmax(module(xb), 1)
-        if tta_flip:
-            probs = (probs + torch.softmax(module(xb.flip(3)), 1)) / 2
-        out.append(probs)
-    return torch.cat(out).numpy()
-
-
-def to_dataset_classes(probs: np.ndarray, model_classes: tuple[str, ...],
-                       dataset_classes: tuple[str, ...]) -> np.ndarray:
-    """Re-order model probabilities into the dataset's classes by name; model classes the
-    dataset lacks are dropped and the rest renormalised; dataset classes the model lacks get 0."""
-    out = np.zeros((len(probs), len(dataset_classes)), np.float32)
-    for j, name in enumerate(dataset_classes):
-        if name in model_classes:
-            out[:, j] = probs[:, model_classes.index(name)]
-    return out / np.clip(out.sum(1, keepdims=True), 1e-12, None)
+    return torch.cat([probabilities(module, x[i:i + batch_size], tta_flip)
+                      for i in range(0, len(x), batch_size)]).numpy()
 
 
 def metrics(probs: np.ndarray, targets: np.ndarray, class_names: tuple[str, ...]) -> dict:
@@ -76,14 +60,13 @@ def metrics(probs: np.ndarray, targets: np.ndarray, class_names: tuple[str, ...]
     }
 
 
-def evaluate(model: LoadedModel, dataset: FaceDataset, tta_flip: bool = False) -> dict:
-    x = dataset_tensor(dataset, model.spec.input)
-    probs = to_dataset_classes(predict(model.module, x, tta_flip=tta_flip),
-                               model.spec.class_names, dataset.class_names)
+def evaluate(model: Ensemble, dataset: FaceDataset, tta_flip: bool = False) -> dict:
+    probs = model.combine([predict(m.module, dataset_tensor(dataset, m.spec.input),
+                                   tta_flip=tta_flip) for m in model.members],
+                          dataset.class_names)
     report = metrics(probs, dataset.targets, dataset.class_names)
-    report['missing_classes'] = [c for c in dataset.class_names
-                                 if c not in model.spec.class_names]
-    report.update(model=model.spec.name, data=dataset.source, tta_flip=tta_flip)
+    report['missing_classes'] = [c for c in dataset.class_names if c not in model.class_names]
+    report.update(model=model.name, data=dataset.source, tta_flip=tta_flip)
     return report
 
 
@@ -143,7 +126,7 @@ def markdown(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('model', help='registry name or checkpoint path')
+    parser.add_argument('model', help="registry name, checkpoint path or ensemble 'a+b'")
     parser.add_argument('data', type=Path, help='npz split (FER2013 or FER+ format)')
     parser.add_argument('--tta-flip', action='store_true', help='average with the mirrored face')
     parser.add_argument('--out', type=Path, help='folder for report.json, report.md, confusion.png')
@@ -152,19 +135,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--record', action='store_true',
                         help='store the numbers in the checkpoint (what the registry shows)')
     args = parser.parse_args(argv)
-    model = load_model(args.model)
+    model = load_ensemble(args.model)
     report = evaluate(model, load_dataset(args.data), args.tta_flip)
     print(markdown(report))
     prefix = f'{args.data.parent.name}_{args.data.stem}' + ('_flip' if args.tta_flip else '')
     numbers = {f'{prefix}_acc': round(report['accuracy'], 4),
                f'{prefix}_macro_f1': round(report['macro_f1'], 4)}
     if args.latency:
-        numbers.update({f'cpu_ms_per_face_b{b}': round(measure_latency(
-            model.module, model.spec.input, b), 3) for b in (1, 8)})
+        numbers.update({f'cpu_ms_per_face_b{b}': round(sum(
+            measure_latency(m.module, m.spec.input, b) for m in model.members), 3)
+            for b in (1, 8)})
     print(json.dumps(numbers))
     if args.record:
         if not Path(args.model).is_file():
-            parser.error('--record needs a checkpoint path')
+            parser.error('--record needs a checkpoint path; '
+                         'registered ensembles keep their numbers in fer_ros/models/__init__.py')
         record_metrics(args.model, numbers)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

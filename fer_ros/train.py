@@ -21,9 +21,9 @@ from torch import nn
 from fer_ros.augment import Augment
 from fer_ros.data import FaceDataset, load_dataset
 from fer_ros.evaluate import (dataset_tensor, markdown, measure_latency, metrics, predict,
-                              save_confusion_png, to_dataset_classes)
+                              save_confusion_png)
 from fer_ros.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
-from fer_ros.models import ARCHITECTURES, ModelSpec, save_checkpoint
+from fer_ros.models import ARCHITECTURES, ModelSpec, average_by_name, save_checkpoint
 from fer_ros.preprocess import InputSpec
 
 STATE_FORMAT = 'fer_ros.train_state/1'
@@ -75,7 +75,7 @@ def _class_aligned(val: FaceDataset, names: tuple[str, ...]) -> FaceDataset:
     extra = [c for c in val.class_names if c not in names]
     if extra:
         raise ValueError(f'validation classes {extra} are not among the training classes {names}')
-    targets = to_dataset_classes(val.targets, val.class_names, names)
+    targets = average_by_name([val.targets], [val.class_names], names)
     return FaceDataset(val.images, targets, names, val.source)
 
 

@@ -7,7 +7,8 @@ from conftest import MEDIA, needs_shared
 
 from fer_ros.classifier import DeviceError, ExpressionClassifier, resolve_device
 from fer_ros.detection import FaceDetector
-from fer_ros.models import DEFAULT_MODEL, get_spec, list_models, load_model
+from fer_ros.models import (DEFAULT_MODEL, ModelError, get_spec, list_ensembles, list_models,
+                            load_model)
 from fer_ros.preprocess import face_batch
 
 POSED = {'angry': 'angry', 'disgusted': 'disgust', 'fearful': 'fear', 'happy': 'happy',
@@ -61,6 +62,51 @@ def test_every_registry_entry_gives_valid_probabilities(name):
     assert probs.shape == (3, len(spec.class_names))
     torch.testing.assert_close(probs.sum(1), torch.ones(3))
     assert spec.weights and spec.license
+
+
+def test_ensemble_is_the_class_wise_mean_of_its_members(classifier, astronaut_bgr):
+    boxes = [ASTRONAUT_BOX, (150, 50, 150, 140)]
+    cnn = ExpressionClassifier('fer_cnn_fer2013', 'cpu')
+    both = ExpressionClassifier('fer_cnn_fer2013+mini_xception_fer2013', 'cpu')
+    assert both.class_names == cnn.class_names  # the first member's order
+    order = [classifier.class_names.index(c) for c in cnn.class_names]
+    expected = (cnn.predict(astronaut_bgr, boxes)
+                + classifier.predict(astronaut_bgr, boxes)[:, order]) / 2
+    np.testing.assert_allclose(both.predict(astronaut_bgr, boxes), expected, atol=1e-5)
+
+
+def test_ensemble_of_fer2013_and_ferplus_models_predicts_all_eight_classes(astronaut_bgr):
+    mixed = ExpressionClassifier('mini_xception_fer2013+fer_cnn_ferplus', 'cpu')
+    assert set(mixed.class_names) == {*get_spec('fer_cnn_ferplus').class_names}
+    probs = mixed.predict(astronaut_bgr, [ASTRONAUT_BOX])[0]
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5) and probs[mixed.class_names.index(
+        'contempt')] > 0
+    assert mixed.class_names[int(np.argmax(probs))] == 'happy'
+
+
+@pytest.mark.parametrize('name', [e.name for e in list_ensembles()])
+def test_registered_ensembles_load(name, astronaut_bgr):
+    probs = ExpressionClassifier(name, 'cpu').predict(astronaut_bgr, [ASTRONAUT_BOX])
+    assert probs.shape[0] == 1 and probs.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_bad_ensembles_are_clear_errors():
+    with pytest.raises(ModelError, match="'model_a\\+model_b'"):
+        ExpressionClassifier('fer_cnn_fer2013+', 'cpu')
+    with pytest.raises(ModelError, match="unknown model 'nope'"):
+        ExpressionClassifier('fer_cnn_fer2013+nope', 'cpu')
+
+
+def test_flip_tta_averages_the_face_and_its_mirror_image(astronaut_bgr):
+    plain = ExpressionClassifier(DEFAULT_MODEL, 'cpu')
+    flip = ExpressionClassifier(DEFAULT_MODEL, 'cpu', tta_flip=True)
+    x, y, w, h = ASTRONAUT_BOX
+    mirrored = np.ascontiguousarray(astronaut_bgr[:, ::-1])
+    mirrored_box = (astronaut_bgr.shape[1] - x - w, y, w, h)
+    expected = (plain.predict(astronaut_bgr, [ASTRONAUT_BOX])
+                + plain.predict(mirrored, [mirrored_box])) / 2
+    np.testing.assert_allclose(flip.predict(astronaut_bgr, [ASTRONAUT_BOX]), expected,
+                               atol=1e-5)
 
 
 def test_devices():

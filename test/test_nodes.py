@@ -160,6 +160,13 @@ def test_parameters_are_validated_and_applied_at_run_time(graph, ros_context):
     assert node.set_parameters([Parameter('detector_model', value='short_range')])[0].successful
     assert node.pipeline.detector.model == 'short_range'
     assert node.get_parameter('rate').value == 5.0
+    assert node.set_parameters([Parameter('tta_flip', value=True)])[0].successful
+    assert node.pipeline.classifier.tta_flip
+    ensemble = 'fer_cnn_fer2013+mini_xception_fer2013'
+    assert node.set_parameters([Parameter('model', value=ensemble)])[0].successful
+    assert [m.spec.name for m in node.pipeline.classifier.model.members] == [
+        'fer_cnn_fer2013', 'mini_xception_fer2013']
+    assert node.pipeline.classifier.tta_flip
 
 
 def test_bad_start_values_fall_back_with_a_reason(graph, ros_context, capfd):
@@ -229,7 +236,7 @@ def test_fer_node_runs_a_trained_checkpoint(graph, ros_context, astronaut_bgr, t
                    tmp_path / 'run').fit(progress=False)
     executor, add = graph
     node = add(fer_node(ros_context, model=str(best)))
-    assert node.pipeline.classifier.spec.input.size == 48
+    assert node.pipeline.classifier.model.members[0].spec.input.size == 48
     rec = add(Recorder(ros_context))
     good = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='cam'))
     msg = publish_until_emotions(executor, camera_stand_in(add, ros_context), good, rec)

@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from conftest import DATA
 from fer_ros.data import load_dataset
 from fer_ros.evaluate import main as evaluate_main
-from fer_ros.evaluate import metrics, to_dataset_classes
+from fer_ros.evaluate import metrics
 from fer_ros.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
-from fer_ros.models import load_model
+from fer_ros.models import (average_by_name, list_ensembles, list_models, load_ensemble,
+                            load_model)
 from fer_ros.train import TrainConfig, Trainer
 
 CLASSES = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise')
@@ -109,7 +110,18 @@ def test_model_classes_are_mapped_by_name():
     model = ('angry', 'happy', 'neutral')
     dataset = ('neutral', 'happy', 'contempt')
     probs = np.array([[0.5, 0.3, 0.2]])
-    np.testing.assert_allclose(to_dataset_classes(probs, model, dataset), [[0.4, 0.6, 0.0]])
+    np.testing.assert_allclose(average_by_name([probs], [model], dataset), [[0.4, 0.6, 0.0]])
+
+
+def test_ensemble_averages_each_class_over_the_members_that_have_it():
+    fer2013 = ('happy', 'sad', 'neutral')
+    ferplus = ('neutral', 'happy', 'sad', 'contempt')
+    a = np.array([[0.6, 0.2, 0.2]])
+    b = np.array([[0.1, 0.2, 0.3, 0.4]])
+    # happy (0.6+0.2)/2, sad (0.2+0.3)/2, neutral (0.2+0.1)/2, contempt 0.4 (only b): sum 1.2
+    expected = np.array([[0.4, 0.25, 0.15, 0.4]]) / 1.2
+    out = average_by_name([a, b], [fer2013, ferplus], ('happy', 'sad', 'neutral', 'contempt'))
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
 
 
 def _config(path, **kw):
@@ -169,11 +181,12 @@ def test_evaluate_cli_writes_a_report(tmp_path, capsys):
 
 @pytest.mark.skipif(not (DATA / 'fer2013' / 'public_test.npz').exists(),
                     reason='../shared is not present')
-def test_registry_accuracy_of_the_port_on_public_test():
+@pytest.mark.parametrize('spec', [s for s in [*list_models(), *list_ensembles()]
+                                  if 'fer2013_public_test_acc' in s.metrics],
+                         ids=lambda s: s.name)
+def test_recorded_public_test_accuracy_is_reproduced(spec):
     from fer_ros.evaluate import evaluate
-    data = load_dataset(DATA / 'fer2013' / 'public_test.npz')
-    report = evaluate(load_model('mini_xception_fer2013'), data)
-    spec = load_model('mini_xception_fer2013').spec
+    report = evaluate(load_ensemble(spec.name), load_dataset(DATA / 'fer2013' / 'public_test.npz'))
     assert report['accuracy'] == pytest.approx(spec.metrics['fer2013_public_test_acc'], abs=1e-3)
 
 

@@ -1,22 +1,26 @@
-"""Expression models: ``load_model('mini_xception_fer2013')`` or a checkpoint path.
+"""Expression models: ``load_model('mini_xception_fer2013')`` or a checkpoint path;
+``load_ensemble`` also takes ensembles ('ensemble_fer2013' or 'model_a+model_b').
 
-Registered: the ported mini-Xception, and every checkpoint in fer_ros/weights/
-(trained by fer_train; each with a model card beside it).
+Registered: the ported mini-Xception, every checkpoint in fer_ros/weights/
+(trained by fer_train; each with a model card beside it) and the ensembles below.
 """
 from pathlib import Path
 
 from fer_ros.assets import asset_path
 from fer_ros.preprocess import InputSpec
 
+from .ensemble import (Ensemble, EnsembleSpec, average_by_name, list_ensembles,
+                       load_ensemble, register_ensemble)
 from .mini_xception import MiniXception, load_keras_mini_xception
 from .registry import (ARCHITECTURES, EXPRESSIONS, LoadedModel, ModelError, ModelSpec,
                        get_spec, list_models, load_checkpoint, load_model, record_metrics,
                        register_checkpoints, register_model, save_checkpoint)
 
-__all__ = ['ARCHITECTURES', 'DEFAULT_MODEL', 'EXPRESSIONS', 'InputSpec', 'LoadedModel',
-           'MiniXception', 'ModelError', 'ModelSpec', 'get_spec', 'list_models',
-           'load_checkpoint', 'load_model', 'record_metrics', 'register_model',
-           'save_checkpoint']
+__all__ = ['ARCHITECTURES', 'DEFAULT_MODEL', 'EXPRESSIONS', 'Ensemble', 'EnsembleSpec',
+           'InputSpec', 'LoadedModel', 'MiniXception', 'ModelError', 'ModelSpec',
+           'average_by_name', 'get_spec', 'list_ensembles', 'list_models', 'load_checkpoint',
+           'load_ensemble', 'load_model', 'record_metrics', 'register_ensemble',
+           'register_model', 'save_checkpoint']
 
 register_model(
     ModelSpec(
@@ -36,6 +40,16 @@ register_model(
     lambda: load_keras_mini_xception(asset_path('emotion_model.hdf5')),
 )
 register_checkpoints(Path(__file__).resolve().parent.parent / 'weights')
+register_ensemble(EnsembleSpec(
+    name='ensemble_fer2013',
+    members=('fer_cnn_fer2013', 'mini_xception_fer2013'),
+    description='mean of the FER2013 models; each member sees its own crop and input size',
+    metrics={  # fer_evaluate [--tta-flip]; latency = the members' measured latencies summed
+        'fer2013_public_test_acc': 0.6801, 'fer2013_public_test_macro_f1': 0.6524,
+        'fer2013_public_test_flip_acc': 0.6882, 'ferplus_valid_acc': 0.6751,
+        'ferplus_valid_macro_f1': 0.5174, 'cpu_ms_per_face_b1': 3.626, 'cpu_ms_per_face_b8': 1.378,
+    },
+))
 
 # What fer_node uses unless told otherwise: the best FER2013 PublicTest accuracy at
 # <= 5 ms per face on a 2-core CPU (see the model cards in fer_ros/weights/).

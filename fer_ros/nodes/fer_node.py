@@ -58,7 +58,8 @@ class FerNode(Node):
     def __init__(self, **kwargs):
         super().__init__('fer_node', **kwargs)
         self.model = declare(self, 'model', DEFAULT_MODEL,
-                             'Expression model: registry name or checkpoint (.pt) path')
+                             "Expression model: registry name, checkpoint (.pt) path, or an "
+                             "ensemble of them written 'model_a+model_b'")
         self.device = declare(self, 'device', 'auto',
                               'Compute device: auto (GPU if present), cpu, cuda or cuda:N',
                               validate=_check_device)
@@ -74,6 +75,9 @@ class FerNode(Node):
         self.max_faces = declare(self, 'max_faces', 0,
                                  'Classify at most this many faces per frame (0 = all)',
                                  bounds=(0, 100))
+        self.tta_flip = declare(self, 'tta_flip', False,
+                                'Also classify each mirrored face and average (about twice the '
+                                'classify time, slightly more accurate)')
         self.publish_annotated = declare(self, 'publish_annotated', True,
                                          'Publish image_annotated with boxes and labels')
 
@@ -108,7 +112,7 @@ class FerNode(Node):
 
     def _build(self, model: str, device: str, detector_model: str, threshold: float,
                max_faces: int) -> FerPipeline:
-        classifier = ExpressionClassifier(model, device)
+        classifier = ExpressionClassifier(model, device, self.tta_flip)
         if classifier.device_warning:
             self.get_logger().warning(classifier.device_warning)
         detector = FaceDetector(detector_model, threshold, max_faces)
@@ -137,6 +141,10 @@ class FerNode(Node):
                 with self._load_lock:
                     old.detector.close()
             self.get_logger().info(f'now using model {self.model} on {pipeline.classifier.device}')
+        if 'tta_flip' in new:
+            self.tta_flip = new['tta_flip']
+            if self.pipeline is not None:
+                self.pipeline.classifier.tta_flip = self.tta_flip
         if 'rate' in new:
             self._worker.max_rate = self.rate = new['rate']
         if 'publish_annotated' in new:
@@ -177,14 +185,16 @@ class FerNode(Node):
 
     def _process(self, msg: Image) -> None:
         try:
-            self._process_frame(msg)
+            self.process_frame(msg)
         except ImageConversionError as exc:
             self.get_logger().warning(f'skipping image: {exc}', throttle_duration_sec=5.0)
         except Exception as exc:  # keep serving frames whatever one frame does
             self.get_logger().error(f'frame failed: {type(exc).__name__}: {exc}',
                                     throttle_duration_sec=5.0)
 
-    def _process_frame(self, msg: Image) -> None:
+    def process_frame(self, msg: Image) -> None:
+        """Process one image now, in the caller's thread (the worker calls this; so do
+        benchmarks). Raises ImageConversionError for an image it cannot read."""
         pipeline = self.pipeline
         if pipeline is None:
             self.get_logger().error(f'no expression model loaded: {self.load_error}',

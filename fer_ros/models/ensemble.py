@@ -1,0 +1,92 @@
+"""Ensembles: expression models whose probabilities are averaged class by class, by name.
+
+Each member keeps its own input spec (size, crop margin, normalisation), so every
+member sees faces exactly as it was trained. Members may have different class sets
+(FER2013's 7, FER+'s 8): each class is averaged over the members that predict it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .registry import EXPRESSIONS, LoadedModel, ModelError, get_spec, load_model
+
+
+def average_by_name(member_probs: Sequence[np.ndarray], member_classes: Sequence[Sequence[str]],
+                    class_names: Sequence[str]) -> np.ndarray:
+    """Average (N, K_i) probabilities of several models into (N, len(class_names)).
+
+    Each output class is the mean over the members that have it (0 if none does);
+    member classes outside class_names are dropped; rows are renormalised to sum to 1.
+    """
+    n = len(member_probs[0])
+    total = np.zeros((n, len(class_names)), np.float32)
+    count = np.zeros(len(class_names), np.float32)
+    for probs, classes in zip(member_probs, member_classes):
+        for j, name in enumerate(class_names):
+            if name in classes:
+                total[:, j] += probs[:, list(classes).index(name)]
+                count[j] += 1
+    out = total / np.maximum(count, 1)
+    return out / np.clip(out.sum(1, keepdims=True), 1e-12, None)
+
+
+@dataclass(frozen=True)
+class EnsembleSpec:
+    """A registered ensemble: member registry names and what was measured for the whole."""
+
+    name: str
+    members: tuple[str, ...]
+    description: str
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class Ensemble:
+    """One or more loaded models; a single model is an ensemble of one."""
+
+    name: str
+    members: list[LoadedModel]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The first member's classes, then classes only later members have (canonical order)."""
+        first = self.members[0].spec.class_names
+        extra = {c for m in self.members[1:] for c in m.spec.class_names} - set(first)
+        return first + tuple(c for c in EXPRESSIONS if c in extra)
+
+    def combine(self, member_probs: Sequence[np.ndarray],
+                class_names: Sequence[str] | None = None) -> np.ndarray:
+        """Average the members' probabilities (in member order) into class_names
+        (default: the ensemble's own classes)."""
+        return average_by_name(member_probs, [m.spec.class_names for m in self.members],
+                               self.class_names if class_names is None else class_names)
+
+
+_ENSEMBLES: dict[str, EnsembleSpec] = {}
+
+
+def register_ensemble(spec: EnsembleSpec) -> None:
+    for member in spec.members:
+        get_spec(member)  # raises for a member that is not registered
+    _ENSEMBLES[spec.name] = spec
+
+
+def list_ensembles() -> list[EnsembleSpec]:
+    return list(_ENSEMBLES.values())
+
+
+def load_ensemble(name: str) -> Ensemble:
+    """Load a registered ensemble, 'model_a+model_b' (names or checkpoint paths), or one model."""
+    if name in _ENSEMBLES:
+        members = _ENSEMBLES[name].members
+    elif '+' in name and not Path(name).is_file():
+        members = tuple(m.strip() for m in name.split('+'))
+        if not all(members):
+            raise ModelError(f"bad ensemble '{name}': write members as 'model_a+model_b'")
+    else:
+        members = (name,)
+    return Ensemble(name, [load_model(m) for m in members])
