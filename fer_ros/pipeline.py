@@ -9,11 +9,13 @@ import numpy as np
 
 from fer_ros.classifier import ExpressionClassifier
 from fer_ros.detection import Face, FaceDetector
+from fer_ros.tracking import FaceTracker
 
 
 @dataclass(frozen=True)
 class FaceExpression:
     face: Face
+    id: int                    # stable across frames while the face is tracked
     probabilities: np.ndarray  # (classes,), sums to 1
     label_index: int
 
@@ -43,19 +45,24 @@ class Stopwatch:
 
 
 class FerPipeline:
-    """Find every face of a BGR frame and classify its expression in one batch."""
+    """Find every face of a BGR frame, classify its expression in one batch and track it."""
 
-    def __init__(self, detector: FaceDetector, classifier: ExpressionClassifier):
+    def __init__(self, detector: FaceDetector, classifier: ExpressionClassifier,
+                 tracker: FaceTracker | None = None):
         self.detector = detector
         self.classifier = classifier
+        self.tracker = tracker or FaceTracker()
 
     def process(self, image_bgr: np.ndarray, watch: Stopwatch | None = None) -> FrameResult:
         watch = watch or Stopwatch()
         faces = self.detector.detect(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
         watch.lap('detect')
-        probs = self.classifier.predict(image_bgr, [f.box for f in faces])
+        boxes = [f.box for f in faces]
+        ids, probs = self.tracker.update(boxes, self.classifier.predict(image_bgr, boxes),
+                                         self.classifier.class_names)
         watch.lap('classify')
-        results = [FaceExpression(f, p, int(np.argmax(p))) for f, p in zip(faces, probs)]
+        results = [FaceExpression(f, i, p, int(np.argmax(p)))
+                   for f, i, p in zip(faces, ids, probs)]
         return FrameResult(results, self.classifier.class_names, watch.timings_ms)
 
 
@@ -67,7 +74,7 @@ _COLOURS = {  # BGR
 
 
 def annotate(image_bgr: np.ndarray, result: FrameResult) -> np.ndarray:
-    """Return a copy of the frame with a box and 'label probability' per face."""
+    """Return a copy of the frame with a box and 'id: label probability' per face."""
     out = image_bgr.copy()
     scale = max(out.shape[1] / 1000.0, 0.45)
     thickness = max(int(round(scale * 2)), 1)
@@ -75,7 +82,7 @@ def annotate(image_bgr: np.ndarray, result: FrameResult) -> np.ndarray:
         f, label = fe.face, result.class_names[fe.label_index]
         colour = _COLOURS.get(label, (255, 255, 255))
         cv2.rectangle(out, (f.x, f.y), (f.x + f.width, f.y + f.height), colour, thickness)
-        text = f'{label} {fe.probability:.2f}'
+        text = f'{fe.id}: {label} {fe.probability:.2f}'
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         y = f.y - base - 2 if f.y - th - base - 2 >= 0 else f.y + f.height + th + 2
         cv2.rectangle(out, (f.x, y - th - 2), (f.x + tw + 2, y + base), colour, cv2.FILLED)
@@ -85,14 +92,15 @@ def annotate(image_bgr: np.ndarray, result: FrameResult) -> np.ndarray:
 
 
 def describe(result: FrameResult, top: int = 3) -> str:
-    """One readable line: 'face 0: happy 0.99 (surprise 0.01, neutral 0.00); face 1: ...'."""
+    """One readable line: 'face 0: happy 0.99 (surprise 0.01, neutral 0.00); face 1: ...'
+    (face numbers are track ids)."""
     if not result.faces:
         return 'no face'
     parts = []
-    for i, fe in enumerate(result.faces):
+    for fe in result.faces:
         order = np.argsort(fe.probabilities)[::-1][:top]
         first, rest = order[0], order[1:]
         others = ', '.join(f'{result.class_names[j]} {fe.probabilities[j]:.2f}' for j in rest)
-        parts.append(f'face {i}: {result.class_names[first]} {fe.probabilities[first]:.2f}'
+        parts.append(f'face {fe.id}: {result.class_names[first]} {fe.probabilities[first]:.2f}'
                      f' ({others})')
     return '; '.join(parts)

@@ -102,6 +102,7 @@ def test_camera_and_fer_node_end_to_end(graph, ros_context, astronaut_bgr, tmp_p
         assert len(face.probabilities) == len(msg.class_names)
         assert sum(face.probabilities) == pytest.approx(1.0, abs=1e-4)
         assert 150 < face.roi.x_offset < 200 and 80 < face.roi.width < 140
+    assert {m.faces[0].id for m in rec.emotions} == {0}  # one tracked face, one id
     status = fer.diagnostics()
     assert status.level == status.OK and status.name.startswith('fer_node')
     values = {kv.key: kv.value for kv in status.values}
@@ -160,6 +161,9 @@ def test_parameters_are_validated_and_applied_at_run_time(graph, ros_context):
     assert node.set_parameters([Parameter('detector_model', value='short_range')])[0].successful
     assert node.pipeline.detector.model == 'short_range'
     assert node.get_parameter('rate').value == 5.0
+    assert not node.set_parameters([Parameter('smoothing', value=0.99)])[0].successful
+    assert node.set_parameters([Parameter('smoothing', value=0.5)])[0].successful
+    assert node.tracker.smoothing == 0.5
     assert node.set_parameters([Parameter('tta_flip', value=True)])[0].successful
     assert node.pipeline.classifier.tta_flip
     ensemble = 'fer_cnn_fer2013+mini_xception_fer2013'

@@ -23,6 +23,7 @@ from fer_ros.models import DEFAULT_MODEL, ModelError
 from fer_ros.nodes.params import declare
 from fer_ros.nodes.spin import run_node
 from fer_ros.pipeline import FerPipeline, FrameResult, Stopwatch, annotate
+from fer_ros.tracking import FaceTracker
 
 _LOAD_ERRORS = (ModelError, DeviceError, AssetError, FileNotFoundError, ValueError, OSError)
 
@@ -30,10 +31,10 @@ _LOAD_ERRORS = (ModelError, DeviceError, AssetError, FileNotFoundError, ValueErr
 def to_msg(result: FrameResult, header, width: int, height: int, model: str) -> FaceEmotionArray:
     msg = FaceEmotionArray(header=header, image_width=width, image_height=height, model=model,
                            class_names=list(result.class_names))
-    for i, fe in enumerate(result.faces):
+    for fe in result.faces:
         f = fe.face
         msg.faces.append(FaceEmotion(
-            id=i,
+            id=fe.id,
             roi=RegionOfInterest(x_offset=f.x, y_offset=f.y, width=f.width, height=f.height),
             detection_confidence=f.score,
             label=result.class_names[fe.label_index], label_index=fe.label_index,
@@ -78,9 +79,14 @@ class FerNode(Node):
         self.tta_flip = declare(self, 'tta_flip', False,
                                 'Also classify each mirrored face and average (about twice the '
                                 'classify time, slightly more accurate)')
+        self.smoothing = declare(
+            self, 'smoothing', 0.0,
+            "Temporal smoothing of each tracked face's probabilities: weight of its previous "
+            'value (0 = raw per-frame output)', bounds=(0.0, 0.95))
         self.publish_annotated = declare(self, 'publish_annotated', True,
                                          'Publish image_annotated with boxes and labels')
 
+        self.tracker = FaceTracker(smoothing=self.smoothing)
         self.pipeline: FerPipeline | None = None
         self.load_error: str | None = None
         self._load_lock = threading.Lock()
@@ -116,7 +122,7 @@ class FerNode(Node):
         if classifier.device_warning:
             self.get_logger().warning(classifier.device_warning)
         detector = FaceDetector(detector_model, threshold, max_faces)
-        return FerPipeline(detector, classifier)
+        return FerPipeline(detector, classifier, self.tracker)
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         new = {p.name: p.value for p in params}
@@ -141,6 +147,8 @@ class FerNode(Node):
                 with self._load_lock:
                     old.detector.close()
             self.get_logger().info(f'now using model {self.model} on {pipeline.classifier.device}')
+        if 'smoothing' in new:
+            self.tracker.smoothing = self.smoothing = new['smoothing']
         if 'tta_flip' in new:
             self.tta_flip = new['tta_flip']
             if self.pipeline is not None:
