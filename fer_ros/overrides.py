@@ -17,7 +17,8 @@ OVERRIDES = (
     Override('source', 'camera_node', str,
              'camera source: V4L2 index or /dev/videoN, video, image, folder, glob, '
              'builtin:astronaut'),
-    Override('model', 'fer_node', str, 'expression model: registry name or checkpoint path'),
+    Override('model', 'fer_node', str,
+             "expression model: registry name, checkpoint path or ensemble 'a+b'"),
     Override('device', 'fer_node', str, 'compute device: auto, cpu, cuda or cuda:N'),
     Override('rate', 'fer_node', float, 'maximum FER processing rate in Hz (0 = every frame)'),
 )
