@@ -75,7 +75,8 @@ def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
     _spin_for(executor, 1.0)  # discovery
 
     print(f'fer_node on {node.pipeline.classifier.device}, model {model}, '
-          f'tta_flip {tta_flip}, torch threads {torch.get_num_threads()}, {frames} frames per image')
+          f'tta_flip {tta_flip}, torch threads {torch.get_num_threads()}, '
+          f'{frames} frames per image')
     print('per stage, median / p95 in ms')
     print(f"{'input':28s} faces " + ' '.join(f'{s:>15s}' for s in STAGES) +
           f" {'total':>15s} {'node FPS':>8s} {'DDS FPS':>8s}")

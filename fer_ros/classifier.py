@@ -37,7 +37,8 @@ def resolve_device(name: str) -> tuple[torch.device, str | None]:
     raise DeviceError(f"unknown device '{name}'; use one of {', '.join(DEVICES)} or cuda:N")
 
 
-def probabilities(module: torch.nn.Module, x: torch.Tensor, tta_flip: bool = False) -> torch.Tensor:
+def probabilities(module: torch.nn.Module, x: torch.Tensor,
+                  tta_flip: bool = False) -> torch.Tensor:
     """Softmax of a model for a batch (N, C, S, S); with tta_flip also of the mirrored faces
     (one forward pass of 2N), averaged."""
     if not tta_flip:
