@@ -98,8 +98,8 @@ def test_bad_ensembles_are_clear_errors():
 
 
 def test_flip_tta_averages_the_face_and_its_mirror_image(astronaut_bgr):
-    plain = ExpressionClassifier(DEFAULT_MODEL, 'cpu')
-    flip = ExpressionClassifier(DEFAULT_MODEL, 'cpu', tta_flip=True)
+    plain = ExpressionClassifier('fer_cnn_fer2013', 'cpu')
+    flip = ExpressionClassifier('fer_cnn_fer2013', 'cpu', tta_flip=True)
     x, y, w, h = ASTRONAUT_BOX
     mirrored = np.ascontiguousarray(astronaut_bgr[:, ::-1])
     mirrored_box = (astronaut_bgr.shape[1] - x - w, y, w, h)

@@ -103,6 +103,7 @@ def test_camera_and_fer_node_end_to_end(graph, ros_context, astronaut_bgr, tmp_p
         assert sum(face.probabilities) == pytest.approx(1.0, abs=1e-4)
         assert 150 < face.roi.x_offset < 200 and 80 < face.roi.width < 140
     assert {m.faces[0].id for m in rec.emotions} == {0}  # one tracked face, one id
+    assert fer._worker_threads == 1  # cpu_threads applied in the worker thread
     status = fer.diagnostics()
     assert status.level == status.OK and status.name.startswith('fer_node')
     values = {kv.key: kv.value for kv in status.values}
@@ -164,6 +165,8 @@ def test_parameters_are_validated_and_applied_at_run_time(graph, ros_context):
     assert not node.set_parameters([Parameter('smoothing', value=0.99)])[0].successful
     assert node.set_parameters([Parameter('smoothing', value=0.5)])[0].successful
     assert node.tracker.smoothing == 0.5
+    assert node.set_parameters([Parameter('cpu_threads', value=2)])[0].successful
+    assert node.cpu_threads == 2
     assert node.set_parameters([Parameter('tta_flip', value=True)])[0].successful
     assert node.pipeline.classifier.tta_flip
     ensemble = 'fer_cnn_fer2013+mini_xception_fer2013'
