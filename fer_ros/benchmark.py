@@ -77,6 +77,7 @@ def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
 
     # Classifier alone first, before fer_node's worker thread starts its own torch threads.
     clf, astronaut = node.pipeline.classifier, _inputs(media)[0][1]
+    torch.set_num_threads(node.cpu_threads)
     forward = []
     for batch in (1, 8):
         times = []
@@ -88,7 +89,7 @@ def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
                        f'{np.median(times):.2f} ms ({np.median(times) / batch:.2f} ms per face)')
 
     print(f'fer_node on {clf.device}, model {model}, tta_flip {tta_flip}, '
-          f'torch threads {torch.get_num_threads()}, {frames} frames per image')
+          f'cpu_threads {node.cpu_threads}, {frames} frames per image')
     print('per stage, median / p95 in ms')
     print(f"{'input':28s} faces " + ' '.join(f'{s:>15s}' for s in STAGES) +
           f" {'total':>15s} {'node FPS':>8s} {'DDS FPS':>8s}")

@@ -61,6 +61,7 @@ register_ensemble(EnsembleSpec(
     },
 ))
 
-# What fer_node uses unless told otherwise: the best FER2013 PublicTest accuracy at
-# <= 5 ms per face on a 2-core CPU (see the model cards in fer_ros/weights/ and README).
-DEFAULT_MODEL = 'ensemble_fer2013_fast'
+# What fer_node uses unless told otherwise: the best single model on FER2013 PublicTest
+# at <= 5 ms per face and <= 2 ms per extra face in a frame on a 2-core CPU; the
+# ensembles are more accurate and cost about twice that per face (see README).
+DEFAULT_MODEL = 'fer_cnn_fer2013'
