@@ -42,19 +42,9 @@ register_model(
 register_checkpoints(Path(__file__).resolve().parent.parent / 'weights')
 register_ensemble(EnsembleSpec(
     name='ensemble_fer2013',
-    members=('resnet_small_fer2013', 'fer_cnn_fer2013', 'mini_xception_fer2013'),
-    description='mean of the three FER2013 models: the most accurate, about 8.5 ms per face',
-    metrics={  # fer_evaluate [--tta-flip]; latency = the members' measured latencies summed
-        'fer2013_public_test_acc': 0.6874, 'fer2013_public_test_macro_f1': 0.6564,
-        'fer2013_public_test_flip_acc': 0.6918, 'ferplus_valid_acc': 0.683,
-        'ferplus_valid_macro_f1': 0.5236, 'cpu_ms_per_face_b1': 8.515, 'cpu_ms_per_face_b8': 3.212,
-    },
-))
-register_ensemble(EnsembleSpec(
-    name='ensemble_fer2013_fast',
     members=('fer_cnn_fer2013', 'mini_xception_fer2013'),
-    description='mean of the two fastest FER2013 models: within 5 ms per face',
-    metrics={
+    description='mean of the FER2013 models: within 5 ms per face',
+    metrics={  # fer_evaluate [--tta-flip]; latency = the members' measured latencies summed
         'fer2013_public_test_acc': 0.6801, 'fer2013_public_test_macro_f1': 0.6524,
         'fer2013_public_test_flip_acc': 0.6882, 'ferplus_valid_acc': 0.6751,
         'ferplus_valid_macro_f1': 0.5174, 'cpu_ms_per_face_b1': 3.626, 'cpu_ms_per_face_b8': 1.378,
@@ -63,5 +53,5 @@ register_ensemble(EnsembleSpec(
 
 # What fer_node uses unless told otherwise: the best single model on FER2013 PublicTest
 # at <= 5 ms per face and <= 2 ms per extra face in a frame on a 2-core CPU; the
-# ensembles are more accurate and cost about twice that per face (see README).
+# ensemble is more accurate and costs about twice that per face (see README).
 DEFAULT_MODEL = 'fer_cnn_fer2013'
