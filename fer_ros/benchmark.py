@@ -76,7 +76,8 @@ def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
     _spin_for(executor, 1.0)  # discovery
 
     # Classifier alone first, before fer_node's worker thread starts its own torch threads.
-    clf, astronaut = node.pipeline.classifier, _inputs(media)[0][1]
+    inputs = _inputs(media)
+    clf, astronaut = node.pipeline.classifier, inputs[0][1]
     torch.set_num_threads(node.cpu_threads)
     forward = []
     for batch in (1, 8):
@@ -94,7 +95,7 @@ def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
     print(f"{'input':28s} faces " + ' '.join(f'{s:>15s}' for s in STAGES) +
           f" {'total':>15s} {'node FPS':>8s} {'DDS FPS':>8s}")
     rows = []
-    for name, frame in _inputs(media):
+    for name, frame in inputs:
         msg = ndarray_to_image(frame, 'bgr8', Header(frame_id='camera_frame'))
         for count in (5, frames):  # warm-up, then timed
             node.timings.clear()
