@@ -23,7 +23,8 @@ from fer_ros.data import FaceDataset, load_dataset
 from fer_ros.evaluate import (dataset_tensor, markdown, measure_latency, metrics, predict,
                               save_confusion_png)
 from fer_ros.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
-from fer_ros.models import ARCHITECTURES, ModelSpec, average_by_name, save_checkpoint
+from fer_ros.models import (ARCHITECTURES, LoadedModel, ModelError, ModelSpec, average_by_name,
+                            load_model, save_checkpoint)
 from fer_ros.preprocess import InputSpec
 
 STATE_FORMAT = 'fer_ros.train_state/1'
@@ -39,6 +40,8 @@ class TrainConfig:
     name: str = 'fer_model'
     arch: str = 'fer_cnn'
     arch_kwargs: dict = field(default_factory=dict)
+    init: str = field(default='', metadata={'help': 'fine-tune from this registry name or '
+                      'checkpoint; classifier rows are matched to the classes by name'})
     input_size: int = 48
     crop_margin: float = 0.1
     epochs: int = 40
@@ -88,6 +91,26 @@ def _splits(cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
     return train.subset(order[n_val:]), train.subset(order[:n_val])
 
 
+def init_from(model: nn.Module, source: LoadedModel, arch: str, arch_kwargs: dict,
+              class_names: tuple[str, ...]) -> None:
+    """Start from another model's weights: the body as it is, the classifier's rows matched
+    to class_names by name (a class the source lacks keeps its fresh initialisation)."""
+    kwargs = json.loads(json.dumps(source.spec.arch_kwargs))  # tuples -> lists, like the CLI
+    if (source.spec.architecture, kwargs) != (arch, json.loads(json.dumps(arch_kwargs))):
+        raise ValueError(f"--init {source.spec.name} is {source.spec.architecture} {kwargs}; "
+                         f"train with --arch {source.spec.architecture} "
+                         f"--arch-kwargs '{json.dumps(kwargs)}'")
+    state = model.state_dict()
+    for key, value in source.module.state_dict().items():
+        if key.startswith('classifier.'):
+            for i, name in enumerate(class_names):
+                if name in source.spec.class_names:
+                    state[key][i] = value[source.spec.class_names.index(name)]
+        else:
+            state[key] = value
+    model.load_state_dict(state)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, out: Path):
         self.cfg, self.out = cfg, out
@@ -99,13 +122,16 @@ class Trainer:
         self.spec = ModelSpec(
             name=cfg.name, architecture=cfg.arch,
             input=InputSpec(cfg.input_size, 1, 0.5, 0.5, cfg.crop_margin),
-            class_names=names, weights=f'trained by fer_train on {data_name(cfg.train)}',
+            class_names=names, weights=f'trained by fer_train on {data_name(cfg.train)}'
+            + (f', starting from {data_name(cfg.init)}' if cfg.init else ''),
             license='see the training data licence', arch_kwargs=cfg.arch_kwargs)
         self.x_train = dataset_tensor(self.train_set, self.spec.input)
         self.t_train = torch.from_numpy(self.train_set.targets)
         self.x_val = dataset_tensor(self.val_set, self.spec.input)
         self.model = ARCHITECTURES[cfg.arch](num_classes=len(names), in_channels=1,
                                              **cfg.arch_kwargs)
+        if cfg.init:
+            init_from(self.model, load_model(cfg.init), cfg.arch, cfg.arch_kwargs, names)
         self.model = self.model.to(memory_format=torch.channels_last)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.optimizer == 'sgd':
@@ -262,7 +288,7 @@ class Trainer:
         latency = {f'cpu_ms_per_face_b{b}': measure_latency(self.model, self.spec.input, b)
                    for b in (1, 8)}
         recipe = {**asdict(self.cfg), 'train': data_name(self.cfg.train),
-                  'val': data_name(self.cfg.val)}
+                  'val': data_name(self.cfg.val), 'init': data_name(self.cfg.init)}
         measured = {'val_data': recipe['val'] or
                     f"{self.cfg.val_fraction:.0%} held out of {recipe['train']}",
                     'val_acc': report['accuracy'], 'val_macro_f1': report['macro_f1'],
@@ -372,7 +398,7 @@ def main(argv: list[str] | None = None) -> Path | None:
                                 help=f'default: {default}')
         else:
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(default),
-                                help=f'default: {default}')
+                                help=f.metadata.get('help', f'default: {default}'))
     args = parser.parse_args(argv)
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
              if f.name != 'train' and getattr(args, f.name) is not None}
@@ -383,7 +409,10 @@ def main(argv: list[str] | None = None) -> Path | None:
         cfg = TrainConfig(train=args.train, **given)
     else:
         parser.error('give a training npz, or --resume')
-    trainer = Trainer(cfg, args.out)
+    try:
+        trainer = Trainer(cfg, args.out)
+    except (ValueError, ModelError) as exc:
+        parser.error(str(exc))
     if args.resume:
         trainer.load_state(args.resume)
         print(f'resuming at epoch {trainer.epoch}, step {trainer.step}')

@@ -169,6 +169,41 @@ def test_resume_continues_from_the_same_step(tmp_path):
         torch.testing.assert_close(a, b)
 
 
+def test_init_maps_classifier_rows_by_class_name():
+    from fer_ros.models import ARCHITECTURES, InputSpec, LoadedModel, ModelSpec
+    from fer_ros.train import init_from
+    kwargs = {'widths': [8, 16]}
+    spec = ModelSpec(name='src', architecture='fer_cnn', class_names=('happy', 'sad', 'angry'),
+                     input=InputSpec(48, 1, 0.5, 0.5, 0.05), weights='test', license='MIT',
+                     arch_kwargs=kwargs)
+    torch.manual_seed(0)
+    source = LoadedModel(spec, ARCHITECTURES['fer_cnn'](num_classes=3, **kwargs))
+    target = ARCHITECTURES['fer_cnn'](num_classes=3, **kwargs)
+    fresh_contempt = target.classifier.weight[1].clone()
+    init_from(target, source, 'fer_cnn', kwargs, ('sad', 'contempt', 'happy'))
+    src, dst = source.module.state_dict(), target.state_dict()
+    for key in src:
+        if not key.startswith('classifier.'):
+            assert torch.equal(src[key], dst[key]), key
+    for row, src_row in ((0, 1), (2, 0)):
+        assert torch.equal(dst['classifier.weight'][row], src['classifier.weight'][src_row])
+        assert dst['classifier.bias'][row] == src['classifier.bias'][src_row]
+    assert torch.equal(dst['classifier.weight'][1], fresh_contempt)
+    with pytest.raises(ValueError, match='--arch fer_cnn'):
+        init_from(target, source, 'resnet_small', kwargs, ('sad',))
+
+
+def test_fine_tuning_starts_from_the_init_checkpoint(tmp_path):
+    data = synthetic_fer2013(tmp_path / 'train.npz')
+    first = Trainer(_config(data, epochs=4, augment=False), tmp_path / 'a')
+    best = first.fit(progress=False)
+    tuned = Trainer(_config(data, epochs=1, init=str(best)), tmp_path / 'b')
+    source_acc = load_model(str(best)).spec.metrics['val_acc']
+    assert tuned.validate()['accuracy'] == pytest.approx(source_acc, abs=0.02)
+    assert source_acc > 0.3  # chance is 1/7
+    assert tuned.spec.weights.endswith('starting from a/best.pt')
+
+
 def test_evaluate_cli_writes_a_report(tmp_path, capsys):
     data = synthetic_fer2013(tmp_path / 'val.npz', n=70)
     evaluate_main(['mini_xception_fer2013', str(data), '--tta-flip', '--out', str(tmp_path / 'r')])
