@@ -47,6 +47,7 @@ fi
 key=$(cd "$ROOT" && digest setup.py setup.cfg package.xml resource/* config/* launch/* $(find fer_ros -name '*.py' -o -name '*.json' -o -name '*.pt' | sort))
 if ! fresh fer_ros "$key"; then
   echo "[setup] installing fer_ros"
+  rm -rf "$ROOT/build"  # setuptools' staging folder would re-ship files deleted since
   pip_quiet install --no-deps --no-build-isolation "$ROOT"
   stamp fer_ros "$key"
 fi

@@ -135,3 +135,10 @@ def test_posed_expression_photos(model):
             probs = classifier.predict(image, [faces[0].box])[0]
             hits.append(classifier.class_names[int(np.argmax(probs))] == label)
     assert sum(hits) >= 4 and hits[list(POSED).index('happy')]
+
+
+def test_default_model_follows_the_selection_rule():
+    """The default beats the mini-Xception port on PublicTest at <= 5 ms per face."""
+    default, port = get_spec(DEFAULT_MODEL), get_spec('mini_xception_fer2013')
+    assert default.metrics['fer2013_public_test_acc'] > port.metrics['fer2013_public_test_acc']
+    assert default.metrics['cpu_ms_per_face_b1'] <= 5.0
