@@ -53,5 +53,5 @@ register_ensemble(EnsembleSpec(
 
 # What fer_node uses unless told otherwise: the best single model on FER2013 PublicTest
 # at <= 5 ms per face and <= 2 ms per extra face in a frame on a 2-core CPU; the
-# ensemble is more accurate and costs about twice that per face (see README).
+# ensemble is more accurate and costs about three times that per face (see README).
 DEFAULT_MODEL = 'fer_cnn_fer2013_ft'
