@@ -112,7 +112,8 @@ def init_from(model: nn.Module, source: LoadedModel, arch: str, arch_kwargs: dic
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out: Path):
+    def __init__(self, cfg: TrainConfig, out: Path, resume: Path | None = None):
+        """With resume, continue from that last.pt; otherwise start from cfg.init if set."""
         self.cfg, self.out = cfg, out
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -130,8 +131,6 @@ class Trainer:
         self.x_val = dataset_tensor(self.val_set, self.spec.input)
         self.model = ARCHITECTURES[cfg.arch](num_classes=len(names), in_channels=1,
                                              **cfg.arch_kwargs)
-        if cfg.init:
-            init_from(self.model, load_model(cfg.init), cfg.arch, cfg.arch_kwargs, names)
         self.model = self.model.to(memory_format=torch.channels_last)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.optimizer == 'sgd':
@@ -158,6 +157,10 @@ class Trainer:
             if cfg.class_weights == 'balanced' else None
         self.augment = Augment() if cfg.augment else None
         self.epoch, self.step, self.best_acc, self.stale = 0, 0, -1.0, 0
+        if resume:
+            self.load_state(resume)
+        elif cfg.init:
+            init_from(self.model, load_model(cfg.init), cfg.arch, cfg.arch_kwargs, names)
 
     def _scheduler(self):
         cfg = self.cfg
@@ -410,11 +413,10 @@ def main(argv: list[str] | None = None) -> Path | None:
     else:
         parser.error('give a training npz, or --resume')
     try:
-        trainer = Trainer(cfg, args.out)
+        trainer = Trainer(cfg, args.out, args.resume)
     except (ValueError, ModelError) as exc:
         parser.error(str(exc))
     if args.resume:
-        trainer.load_state(args.resume)
         print(f'resuming at epoch {trainer.epoch}, step {trainer.step}')
     best = trainer.fit(not args.no_progress, args.epochs_this_run)
     if best is None:

@@ -160,8 +160,8 @@ def test_resume_continues_from_the_same_step(tmp_path):
     first = Trainer(_config(data, epochs=3, max_batches=3), tmp_path / 'b')
     assert first.fit(progress=False, epochs_this_run=2) is None  # interrupted
     assert (first.epoch, first.step) == (2, 6)
-    resumed = Trainer(_config(data, epochs=3, max_batches=3), tmp_path / 'b')
-    resumed.load_state(tmp_path / 'b' / 'last.pt')
+    resumed = Trainer(_config(data, epochs=3, max_batches=3), tmp_path / 'b',
+                      resume=tmp_path / 'b' / 'last.pt')
     assert (resumed.epoch, resumed.step) == (2, 6)
     resumed.fit(progress=False)
     assert (resumed.epoch, resumed.step) == (3, 9)
@@ -197,11 +197,16 @@ def test_fine_tuning_starts_from_the_init_checkpoint(tmp_path):
     data = synthetic_fer2013(tmp_path / 'train.npz')
     first = Trainer(_config(data, epochs=4, augment=False), tmp_path / 'a')
     best = first.fit(progress=False)
-    tuned = Trainer(_config(data, epochs=1, init=str(best)), tmp_path / 'b')
+    cfg = _config(data, epochs=2, max_batches=2, init=str(best))
+    tuned = Trainer(cfg, tmp_path / 'b')
     source_acc = load_model(str(best)).spec.metrics['val_acc']
     assert tuned.validate()['accuracy'] == pytest.approx(source_acc, abs=0.02)
     assert source_acc > 0.3  # chance is 1/7
     assert tuned.spec.weights.endswith('starting from a/best.pt')
+    tuned.fit(progress=False, epochs_this_run=1)
+    best.unlink()  # resuming a fine-tune needs its own state, not the source any more
+    resumed = Trainer(cfg, tmp_path / 'b', resume=tmp_path / 'b' / 'last.pt')
+    assert (resumed.epoch, resumed.step) == (1, 2)
 
 
 def test_evaluate_cli_writes_a_report(tmp_path, capsys):
