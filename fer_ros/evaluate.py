@@ -124,6 +124,19 @@ def markdown(report: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+RECORDED_HEADING = '## Recorded metrics'
+
+
+def update_card(card: Path, metrics: dict) -> None:
+    """Rewrite the card's recorded-metrics section: the numbers the registry shows."""
+    text = card.read_text().split(f'\n{RECORDED_HEADING}\n')[0].rstrip('\n')
+    rows = '\n'.join(f'| {k} | {v:.4g} |' for k, v in sorted(metrics.items())
+                     if not isinstance(v, str))
+    card.write_text(f'{text}\n\n{RECORDED_HEADING}\n\n'
+                    'What the registry shows (`fer_evaluate --record`); latencies measured on a '
+                    'quiet 2-core CPU.\n\n| metric | value |\n|---|---|\n' + rows + '\n')
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('model', help="registry name, checkpoint path or ensemble 'a+b'")
@@ -150,7 +163,10 @@ def main(argv: list[str] | None = None) -> None:
         if not Path(args.model).is_file():
             parser.error('--record needs a checkpoint path; '
                          'registered ensembles keep their numbers in fer_ros/models/__init__.py')
-        record_metrics(args.model, numbers)
+        recorded = record_metrics(args.model, numbers)
+        card = Path(args.model).with_suffix('.md')
+        if card.is_file():
+            update_card(card, recorded)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / 'report.json').write_text(json.dumps(report, indent=1))

@@ -349,7 +349,8 @@ def _card_markdown(card: dict, report: dict) -> str:
             f"- recipe: {recipe}\n- epochs run: {card['epochs_run']}\n"
             f"- validation: {m['val_data']}: accuracy {m['val_acc']:.4f} "
             f"(flip TTA {m['val_acc_flip_tta']:.4f}), macro-F1 {m['val_macro_f1']:.4f}\n"
-            f"- CPU latency per face: {m['cpu_ms_per_face_b1']:.2f} ms at batch 1, "
+            f"- CPU latency per face at the end of training: "
+            f"{m['cpu_ms_per_face_b1']:.2f} ms at batch 1, "
             f"{m['cpu_ms_per_face_b8']:.2f} ms at batch 8 ({m['torch_threads']} threads)\n\n"
             + markdown(report).split('\n', 2)[2] +
             '\n![confusion](confusion.png)\n\n![training curves](curves.png)\n')

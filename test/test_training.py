@@ -219,6 +219,25 @@ def test_evaluate_cli_writes_a_report(tmp_path, capsys):
     assert 'accuracy (majority)' in capsys.readouterr().out
 
 
+def test_evaluate_record_updates_checkpoint_and_card(tmp_path):
+    data = synthetic_fer2013(tmp_path / 'val.npz', n=70)
+    run = tmp_path / 'run'
+    Trainer(_config(synthetic_fer2013(tmp_path / 'train.npz'), epochs=1, max_batches=2),
+            run).fit(progress=False)
+    ckpt = (run / 'best.pt').rename(tmp_path / 'tiny.pt')
+    card = (run / 'card.md').rename(tmp_path / 'tiny.md')
+    evaluate_main([str(ckpt), str(data), '--record'])
+    evaluate_main([str(ckpt), str(data), '--record', '--tta-flip', '--latency'])
+    metrics = load_model(str(ckpt)).spec.metrics
+    prefix = f'{data.parent.name}_val'
+    assert 0 <= metrics[f'{prefix}_acc'] <= 1 and metrics['cpu_ms_per_face_b1'] > 0
+    assert {f'{prefix}_acc', f'{prefix}_flip_acc', 'cpu_ms_per_face_b1', 'val_acc'} <= set(metrics)
+    text = card.read_text()
+    assert text.startswith('# Model card') and text.count('## Recorded metrics') == 1
+    assert f"| {prefix}_flip_acc | {metrics[f'{prefix}_flip_acc']:.4g} |" in text
+    assert f"| cpu_ms_per_face_b8 | {metrics['cpu_ms_per_face_b8']:.4g} |" in text
+
+
 @pytest.mark.skipif(not (DATA / 'fer2013' / 'public_test.npz').exists(),
                     reason='../shared is not present')
 @pytest.mark.parametrize('spec', [s for s in [*list_models(), *list_ensembles()]

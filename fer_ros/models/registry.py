@@ -124,11 +124,15 @@ def _read_checkpoint(path: Path) -> dict:
     return data
 
 
-def record_metrics(path: str | Path, metrics: dict) -> None:
-    """Merge measured numbers into a checkpoint's spec (what the registry shows)."""
+def record_metrics(path: str | Path, metrics: dict) -> dict:
+    """Merge measured numbers into a checkpoint's spec (what the registry shows).
+
+    Returns all the metrics the checkpoint now carries.
+    """
     data = _read_checkpoint(Path(path))
     data['spec']['metrics'] = {**data['spec'].get('metrics', {}), **metrics}
     torch.save(data, path)
+    return data['spec']['metrics']
 
 
 def register_checkpoints(directory: Path) -> None:
