@@ -60,10 +60,16 @@ def metrics(probs: np.ndarray, targets: np.ndarray, class_names: tuple[str, ...]
     }
 
 
+def ensemble_probabilities(model: Ensemble, dataset: FaceDataset,
+                           tta_flip: bool = False) -> np.ndarray:
+    """(N, K) probabilities for every image, in the dataset's class order."""
+    return model.combine([predict(m.module, dataset_tensor(dataset, m.spec.input),
+                                  tta_flip=tta_flip) for m in model.members],
+                         dataset.class_names)
+
+
 def evaluate(model: Ensemble, dataset: FaceDataset, tta_flip: bool = False) -> dict:
-    probs = model.combine([predict(m.module, dataset_tensor(dataset, m.spec.input),
-                                   tta_flip=tta_flip) for m in model.members],
-                          dataset.class_names)
+    probs = ensemble_probabilities(model, dataset, tta_flip)
     report = metrics(probs, dataset.targets, dataset.class_names)
     report['missing_classes'] = [c for c in dataset.class_names if c not in model.class_names]
     report.update(model=model.name, data=dataset.source, tta_flip=tta_flip)

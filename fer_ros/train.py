@@ -20,11 +20,11 @@ from torch import nn
 
 from fer_ros.augment import Augment
 from fer_ros.data import FaceDataset, load_dataset
-from fer_ros.evaluate import (dataset_tensor, markdown, measure_latency, metrics, predict,
-                              save_confusion_png)
+from fer_ros.evaluate import (dataset_tensor, ensemble_probabilities, markdown,
+                              measure_latency, metrics, predict, save_confusion_png)
 from fer_ros.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
 from fer_ros.models import (ARCHITECTURES, LoadedModel, ModelError, ModelSpec, average_by_name,
-                            load_model, save_checkpoint)
+                            load_ensemble, load_model, save_checkpoint)
 from fer_ros.preprocess import InputSpec
 
 STATE_FORMAT = 'fer_ros.train_state/1'
@@ -42,6 +42,10 @@ class TrainConfig:
     arch_kwargs: dict = field(default_factory=dict)
     init: str = field(default='', metadata={'help': 'fine-tune from this registry name or '
                       'checkpoint; classifier rows are matched to the classes by name'})
+    teacher: str = field(default='', metadata={'help': "distil from this model, ensemble "
+                         "('a+b') or checkpoint: its flip-averaged probabilities on the "
+                         'training images are mixed into the targets'})
+    distill_weight: float = 0.5      # with teacher: the teacher's share of each target
     input_size: int = 48
     crop_margin: float = 0.1
     epochs: int = 40
@@ -124,7 +128,8 @@ class Trainer:
             name=cfg.name, architecture=cfg.arch,
             input=InputSpec(cfg.input_size, 1, 0.5, 0.5, cfg.crop_margin),
             class_names=names, weights=f'trained by fer_train on {data_name(cfg.train)}'
-            + (f', starting from {data_name(cfg.init)}' if cfg.init else ''),
+            + (f', starting from {data_name(cfg.init)}' if cfg.init else '')
+            + (f', distilled from {data_name(cfg.teacher)}' if cfg.teacher else ''),
             license='see the training data licence', arch_kwargs=cfg.arch_kwargs)
         self.x_train = dataset_tensor(self.train_set, self.spec.input)
         self.t_train = torch.from_numpy(self.train_set.targets)
@@ -152,7 +157,10 @@ class Trainer:
                                          not np.isin(self.train_set.targets, (0, 1)).all())
         if cfg.loss not in ('auto', 'ce', 'soft_ce'):
             raise ValueError(f'unknown loss {cfg.loss!r} (auto, ce, soft_ce)')
-        self.soft_targets = soft
+        self.fit_targets = self.t_train if soft else \
+            nn.functional.one_hot(self.t_train.argmax(1), len(names)).float()
+        if cfg.teacher:
+            self.fit_targets = self._distilled(self.fit_targets)
         self.class_weights = balanced_class_weights(self.t_train) \
             if cfg.class_weights == 'balanced' else None
         self.augment = Augment() if cfg.augment else None
@@ -161,6 +169,16 @@ class Trainer:
             self.load_state(resume)
         elif cfg.init:
             init_from(self.model, load_model(cfg.init), cfg.arch, cfg.arch_kwargs, names)
+
+    def _distilled(self, targets: torch.Tensor) -> torch.Tensor:
+        """Mix the teacher's probabilities (flip TTA) into the targets, class by name; a class
+        the teacher lacks keeps only the label's share."""
+        if not 0 < self.cfg.distill_weight <= 1:
+            raise ValueError(f'distill_weight must be in (0, 1], not {self.cfg.distill_weight}')
+        teacher = torch.from_numpy(ensemble_probabilities(
+            load_ensemble(self.cfg.teacher), self.train_set, tta_flip=True))
+        w = self.cfg.distill_weight
+        return (1 - w) * targets + w * teacher
 
     def _scheduler(self):
         cfg = self.cfg
@@ -214,12 +232,10 @@ class Trainer:
         bar = _progress(self.steps_per_epoch, f'epoch {self.epoch + 1}/{cfg.epochs}', progress)
         for b in range(self.steps_per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, t = self.x_train[idx], self.t_train[idx]
+            x, t, target = self.x_train[idx], self.t_train[idx], self.fit_targets[idx]
             if self.augment:
                 x = self.augment(x, generator)
             x = x.contiguous(memory_format=torch.channels_last)
-            target = t if self.soft_targets else \
-                nn.functional.one_hot(t.argmax(1), t.shape[1]).float()
             logits, features = self.model.forward_with_features(x)
             loss = soft_cross_entropy(logits, target, self.class_weights, cfg.label_smoothing)
             if self.center:
@@ -291,7 +307,8 @@ class Trainer:
         latency = {f'cpu_ms_per_face_b{b}': measure_latency(self.model, self.spec.input, b)
                    for b in (1, 8)}
         recipe = {**asdict(self.cfg), 'train': data_name(self.cfg.train),
-                  'val': data_name(self.cfg.val), 'init': data_name(self.cfg.init)}
+                  'val': data_name(self.cfg.val), 'init': data_name(self.cfg.init),
+                  'teacher': data_name(self.cfg.teacher)}
         measured = {'val_data': recipe['val'] or
                     f"{self.cfg.val_fraction:.0%} held out of {recipe['train']}",
                     'val_acc': report['accuracy'], 'val_macro_f1': report['macro_f1'],
