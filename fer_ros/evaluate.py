@@ -26,9 +26,12 @@ def dataset_tensor(dataset: FaceDataset, spec: InputSpec) -> torch.Tensor:
 @torch.inference_mode()
 def predict(module: nn.Module, x: torch.Tensor, batch_size: int = 256,
             tta_flip: bool = False) -> np.ndarray:
-    module.eval()
-    return torch.cat([probabilities(module, x[i:i + batch_size], tta_flip)
-                      for i in range(0, len(x), batch_size)]).numpy()
+    """Probabilities for a stack of faces, batch by batch, channels-last as fer_node runs
+    (2-3x faster on CPU than the default layout)."""
+    module = module.eval().to(memory_format=torch.channels_last)
+    return torch.cat([probabilities(
+        module, x[i:i + batch_size].contiguous(memory_format=torch.channels_last), tta_flip)
+        for i in range(0, len(x), batch_size)]).numpy()
 
 
 def metrics(probs: np.ndarray, targets: np.ndarray, class_names: tuple[str, ...]) -> dict:
