@@ -90,6 +90,14 @@ def test_registered_ensembles_load(name, astronaut_bgr):
     assert probs.shape[0] == 1 and probs.sum() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_a_registered_ensemble_can_be_extended():
+    from fer_ros.models import load_ensemble
+    extended = load_ensemble('ensemble_fer2013+fer_cnn_ferplus')
+    registered = next(e for e in list_ensembles() if e.name == 'ensemble_fer2013')
+    assert [m.spec.name for m in extended.members] == [*registered.members, 'fer_cnn_ferplus']
+    assert 'contempt' in extended.class_names
+
+
 def test_bad_ensembles_are_clear_errors():
     with pytest.raises(ModelError, match="'model_a\\+model_b'"):
         ExpressionClassifier('fer_cnn_fer2013+', 'cpu')

@@ -80,13 +80,12 @@ def list_ensembles() -> list[EnsembleSpec]:
 
 
 def load_ensemble(name: str) -> Ensemble:
-    """Load a registered ensemble, 'model_a+model_b' (names or checkpoint paths), or one model."""
-    if name in _ENSEMBLES:
-        members = _ENSEMBLES[name].members
-    elif '+' in name and not Path(name).is_file():
-        members = tuple(m.strip() for m in name.split('+'))
-        if not all(members):
-            raise ModelError(f"bad ensemble '{name}': write members as 'model_a+model_b'")
-    else:
-        members = (name,)
+    """Load one model, a registered ensemble, or 'a+b' of model names, checkpoint paths and
+    registered ensembles (an ensemble adds all its members)."""
+    parts = (name,) if '+' not in name or Path(name).is_file() else \
+        tuple(p.strip() for p in name.split('+'))
+    if not all(parts):
+        raise ModelError(f"bad ensemble '{name}': write members as 'model_a+model_b'")
+    members = [m for part in parts
+               for m in (_ENSEMBLES[part].members if part in _ENSEMBLES else (part,))]
     return Ensemble(name, [load_model(m) for m in members])
