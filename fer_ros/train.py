@@ -68,8 +68,9 @@ class TrainConfig:
 
 
 def data_name(path: str) -> str:
-    """'…/fer2013/train.npz' -> 'fer2013/train.npz': what cards record, without machine paths."""
-    return '/'.join(Path(path).parts[-2:]) if path else ''
+    """'…/fer2013/train.npz' -> 'fer2013/train.npz': what cards record, without machine paths;
+    each member of an 'a+b' ensemble (a --teacher) is shortened the same way."""
+    return '+'.join('/'.join(Path(p).parts[-2:]) for p in path.split('+')) if path else ''
 
 
 def _seed_everything(seed: int) -> None:

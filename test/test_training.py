@@ -213,13 +213,13 @@ def test_distillation_mixes_the_teachers_probabilities_into_the_targets(tmp_path
     from fer_ros.evaluate import ensemble_probabilities
     data = synthetic_fer2013(tmp_path / 'train.npz')
     teacher = Trainer(_config(data, epochs=2, augment=False), tmp_path / 'a').fit(progress=False)
-    student = Trainer(_config(data, epochs=1, max_batches=2, teacher=str(teacher),
+    student = Trainer(_config(data, epochs=1, max_batches=2, teacher=f'{teacher}+{teacher}',
                               distill_weight=0.25), tmp_path / 'b')
     probs = ensemble_probabilities(load_ensemble(str(teacher)), student.train_set, tta_flip=True)
     expected = 0.75 * student.train_set.targets + 0.25 * probs
     torch.testing.assert_close(student.fit_targets, torch.from_numpy(expected))
     assert not np.isin(probs, (0, 1)).all()  # the teacher adds more than the labels
-    assert student.spec.weights.endswith('distilled from a/best.pt')
+    assert student.spec.weights.endswith('distilled from a/best.pt+a/best.pt')
     student.fit(progress=False)
     assert str(tmp_path) not in (tmp_path / 'b' / 'card.md').read_text()
     with pytest.raises(ValueError, match='distill_weight'):
