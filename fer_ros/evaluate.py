@@ -148,8 +148,8 @@ def update_card(card: Path, metrics: dict) -> None:
     rows = '\n'.join(f'| {k} | {v:.4g} |' for k, v in sorted(metrics.items())
                      if not isinstance(v, str))
     card.write_text(f'{text}\n\n{RECORDED_HEADING}\n\n'
-                    'What the registry shows (`fer_evaluate --record`); latencies measured on a '
-                    'quiet 2-core CPU.\n\n| metric | value |\n|---|---|\n' + rows + '\n')
+                    'What the registry shows, as written by `fer_evaluate --record`.\n\n'
+                    '| metric | value |\n|---|---|\n' + rows + '\n')
 
 
 def main(argv: list[str] | None = None) -> None:
