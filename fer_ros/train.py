@@ -7,6 +7,7 @@ card.json (data, recipe, metrics, latency), confusion.png and curves.png.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import random
@@ -60,6 +61,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     center_loss_weight: float = 0.0  # 0 disables center loss
     center_lr: float = 0.5
+    ema_decay: float = field(default=0.0, metadata={'help': 'validate and keep an exponential '
+                             'moving average of the weights with this decay per step, e.g. '
+                             '0.999 (0 disables)'})
     augment: bool = True
     patience: int = 10               # early stopping, epochs without val improvement
     seed: int = 0
@@ -116,6 +120,27 @@ def init_from(model: nn.Module, source: LoadedModel, arch: str, arch_kwargs: dic
     model.load_state_dict(state)
 
 
+class WeightEMA:
+    """An exponential moving average of a model's weights and batch-norm statistics, as timm's
+    ModelEma; the decay warms up as min(decay, (1 + n) / (10 + n)) over the first updates."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0 < decay < 1:
+            raise ValueError(f'ema_decay must be in (0, 1), not {decay}')
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.updates = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for ema, new in zip(self.module.state_dict().values(), model.state_dict().values()):
+            if ema.is_floating_point():
+                ema.lerp_(new, 1 - decay)
+            else:
+                ema.copy_(new)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, out: Path, resume: Path | None = None):
         """With resume, continue from that last.pt; otherwise start from cfg.init if set."""
@@ -166,10 +191,16 @@ class Trainer:
             if cfg.class_weights == 'balanced' else None
         self.augment = Augment() if cfg.augment else None
         self.epoch, self.step, self.best_acc, self.stale = 0, 0, -1.0, 0
+        if cfg.init and not resume:
+            init_from(self.model, load_model(cfg.init), cfg.arch, cfg.arch_kwargs, names)
+        self.ema = WeightEMA(self.model, cfg.ema_decay) if cfg.ema_decay else None
         if resume:
             self.load_state(resume)
-        elif cfg.init:
-            init_from(self.model, load_model(cfg.init), cfg.arch, cfg.arch_kwargs, names)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated, checkpointed and shipped."""
+        return self.ema.module if self.ema else self.model
 
     def _distilled(self, targets: torch.Tensor) -> torch.Tensor:
         """Mix the teacher's probabilities (flip TTA) into the targets, class by name; a class
@@ -206,6 +237,8 @@ class Trainer:
             'scheduler': self.scheduler.state_dict(),
             'center': self.center.state_dict() if self.center else None,
             'center_optimizer': self.center_optimizer.state_dict() if self.center else None,
+            'ema': self.ema.module.state_dict() if self.ema else None,
+            'ema_updates': self.ema.updates if self.ema else 0,
         }, path)
 
     def load_state(self, path: Path) -> None:
@@ -218,6 +251,11 @@ class Trainer:
         if self.center:
             self.center.load_state_dict(state['center'])
             self.center_optimizer.load_state_dict(state['center_optimizer'])
+        if self.ema:
+            if state.get('ema') is None:
+                raise ValueError(f'{path} was trained without ema_decay; resume without it')
+            self.ema.module.load_state_dict(state['ema'])
+            self.ema.updates = state['ema_updates']
         self.epoch, self.step = state['epoch'], state['step']
         self.best_acc, self.stale = state['best_acc'], state['stale']
 
@@ -250,6 +288,8 @@ class Trainer:
                 for p in self.center.parameters():
                     p.grad /= cfg.center_loss_weight
                 self.center_optimizer.step()
+            if self.ema:
+                self.ema.update(self.model)
             if cfg.schedule == 'cosine':
                 self.scheduler.step()
             self.step += 1
@@ -261,7 +301,7 @@ class Trainer:
         return total_loss / seen, correct / seen
 
     def validate(self, tta_flip: bool = False) -> dict:
-        probs = predict(self.model, self.x_val, tta_flip=tta_flip)
+        probs = predict(self.eval_model, self.x_val, tta_flip=tta_flip)
         return metrics(probs, self.val_set.targets, self.val_set.class_names)
 
     def fit(self, progress: bool = True, epochs_this_run: int = 0) -> Path | None:
@@ -287,7 +327,7 @@ class Trainer:
                 csv.writer(f).writerow([f'{v:.6g}' if isinstance(v, float) else v for v in row])
             if report['accuracy'] > self.best_acc:
                 self.best_acc, self.stale = report['accuracy'], 0
-                save_checkpoint(self.out / 'best.pt', self.model, self.spec)
+                save_checkpoint(self.out / 'best.pt', self.eval_model, self.spec)
             else:
                 self.stale += 1
             self.save_state(self.out / 'last.pt')
@@ -301,11 +341,12 @@ class Trainer:
     def finish(self) -> Path:
         """Reload the best weights, measure them and write the model card."""
         best = torch.load(self.out / 'best.pt', map_location='cpu', weights_only=True)
-        self.model.load_state_dict(best['state_dict'])
-        self.model.eval()
+        model = self.eval_model
+        model.load_state_dict(best['state_dict'])
+        model.eval()
         report = self.validate()
         report_tta = self.validate(tta_flip=True)
-        latency = {f'cpu_ms_per_face_b{b}': measure_latency(self.model, self.spec.input, b)
+        latency = {f'cpu_ms_per_face_b{b}': measure_latency(model, self.spec.input, b)
                    for b in (1, 8)}
         recipe = {**asdict(self.cfg), 'train': data_name(self.cfg.train),
                   'val': data_name(self.cfg.val), 'init': data_name(self.cfg.init),
@@ -316,14 +357,14 @@ class Trainer:
                     'val_acc_flip_tta': report_tta['accuracy'], **latency,
                     'torch_threads': torch.get_num_threads()}
         spec = replace(self.spec, metrics=measured)
-        save_checkpoint(self.out / 'best.pt', self.model, spec, card={
+        save_checkpoint(self.out / 'best.pt', model, spec, card={
             'config': recipe, 'epochs_run': self.epoch})
         report.update(model=self.cfg.name, data=measured['val_data'], tta_flip=False,
                       missing_classes=[])
         save_confusion_png(report, self.out / 'confusion.png')
         save_curves_png(self.out / 'log.csv', self.out / 'curves.png')
         card = {'name': self.cfg.name, 'architecture': self.cfg.arch,
-                'parameters': sum(p.numel() for p in self.model.parameters()),
+                'parameters': sum(p.numel() for p in model.parameters()),
                 'input': asdict(self.spec.input), 'class_names': list(self.spec.class_names),
                 'train_data': recipe['train'], 'train_samples': len(self.train_set),
                 'recipe': recipe, 'epochs_run': self.epoch, 'metrics': measured,

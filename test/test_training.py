@@ -169,6 +169,50 @@ def test_resume_continues_from_the_same_step(tmp_path):
         torch.testing.assert_close(a, b)
 
 
+def test_weight_ema_follows_the_model_with_a_warmed_up_decay():
+    from fer_ros.train import WeightEMA
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    ema = WeightEMA(model, decay=0.9)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model(torch.randn(4, 3))  # moves the batch-norm statistics and its batch counter
+    ema.update(model)
+    decay = 2 / 11  # warm-up: min(0.9, (1 + 1) / (10 + 1))
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            expected = decay * start[key] + (1 - decay) * value
+        else:
+            expected = value
+        torch.testing.assert_close(ema.module.state_dict()[key], expected)
+    assert not any(p.requires_grad for p in ema.module.parameters())
+    with pytest.raises(ValueError, match='ema_decay'):
+        WeightEMA(model, 1.0)
+
+
+def test_ema_weights_are_validated_checkpointed_and_resumed(tmp_path):
+    data = synthetic_fer2013(tmp_path / 'train.npz')
+    cfg = _config(data, epochs=3, max_batches=3, ema_decay=0.9)
+    straight = Trainer(cfg, tmp_path / 'a')
+    best = straight.fit(progress=False)
+    saved = load_model(str(best)).module.state_dict()
+    assert straight.eval_model is straight.ema.module
+    assert any(not torch.equal(saved[k], v) for k, v in straight.model.state_dict().items())
+
+    first = Trainer(cfg, tmp_path / 'b')
+    first.fit(progress=False, epochs_this_run=2)
+    resumed = Trainer(cfg, tmp_path / 'b', resume=tmp_path / 'b' / 'last.pt')
+    assert resumed.ema.updates == 6
+    resumed.fit(progress=False)
+    for a, b in zip(straight.ema.module.state_dict().values(),
+                    resumed.ema.module.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    Trainer(_config(data, epochs=1, max_batches=1), tmp_path / 'c').fit(progress=False)
+    with pytest.raises(ValueError, match='without ema_decay'):
+        Trainer(cfg, tmp_path / 'c', resume=tmp_path / 'c' / 'last.pt')
+
+
 def test_init_maps_classifier_rows_by_class_name():
     from fer_ros.models import ARCHITECTURES, InputSpec, LoadedModel, ModelSpec
     from fer_ros.train import init_from
