@@ -96,6 +96,8 @@ def test_a_registered_ensemble_can_be_extended():
     registered = next(e for e in list_ensembles() if e.name == 'ensemble_fer2013')
     assert [m.spec.name for m in extended.members] == [*registered.members, 'fer_cnn_ferplus']
     assert 'contempt' in extended.class_names
+    latency = sum(get_spec(m).metrics['cpu_ms_per_face_b1'] for m in registered.members)
+    assert registered.metrics['cpu_ms_per_face_b1'] == pytest.approx(latency, abs=1e-3)
 
 
 def test_bad_ensembles_are_clear_errors():

@@ -6,7 +6,7 @@ member sees faces exactly as it was trained. Members may have different class se
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -36,7 +36,8 @@ def average_by_name(member_probs: Sequence[np.ndarray], member_classes: Sequence
 
 @dataclass(frozen=True)
 class EnsembleSpec:
-    """A registered ensemble: member registry names and what was measured for the whole."""
+    """A registered ensemble: member registry names and what was measured for the whole
+    (its CPU latencies are the members' recorded ones, summed at registration)."""
 
     name: str
     members: tuple[str, ...]
@@ -69,10 +70,14 @@ class Ensemble:
 _ENSEMBLES: dict[str, EnsembleSpec] = {}
 
 
+LATENCY_KEYS = ('cpu_ms_per_face_b1', 'cpu_ms_per_face_b8')
+
+
 def register_ensemble(spec: EnsembleSpec) -> None:
-    for member in spec.members:
-        get_spec(member)  # raises for a member that is not registered
-    _ENSEMBLES[spec.name] = spec
+    members = [get_spec(m).metrics for m in spec.members]  # raises for an unregistered member
+    latency = {key: round(sum(m[key] for m in members), 3) for key in LATENCY_KEYS
+               if all(key in m for m in members)}
+    _ENSEMBLES[spec.name] = replace(spec, metrics={**spec.metrics, **latency})
 
 
 def list_ensembles() -> list[EnsembleSpec]:
