@@ -1,4 +1,4 @@
-"""Batch augmentation for small face crops, on normalised (N, C, H, W) tensors."""
+"""Batch augmentation for small face crops, on normalised (N, C, H, W) tensors, on any device."""
 from __future__ import annotations
 
 import math
@@ -21,14 +21,18 @@ class Augment:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, _, h, w = x.shape
+        device = x.device
+        generator = _on_device(generator, device)
 
-        def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
-            return torch.rand(*shape or (n,), generator=generator) * (hi - lo) + lo
+        def rand(*shape: int) -> torch.Tensor:
+            return torch.rand(*shape or (n,), generator=generator, device=device)
+
+        def uniform(lo: float, hi: float) -> torch.Tensor:
+            return rand() * (hi - lo) + lo
 
         angle = uniform(-self.max_rotation_deg, self.max_rotation_deg) * (math.pi / 180)
         scale = uniform(*self.scale)
-        flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) \
-            if self.flip else torch.ones(n)
+        flip = torch.where(rand() < 0.5, -1.0, 1.0) if self.flip else torch.ones(n, device=device)
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
         theta = torch.stack([
             torch.stack([cos * flip, -sin, uniform(-self.max_shift, self.max_shift) * 2], 1),
@@ -46,13 +50,22 @@ class Augment:
             aspect = torch.exp(uniform(math.log(0.5), math.log(2.0)))
             eh = (area * aspect).sqrt().clamp(1, h).long()
             ew = (area / aspect).sqrt().clamp(1, w).long()
-            y0 = (torch.rand(n, generator=generator) * (h - eh + 1)).long()
-            x0 = (torch.rand(n, generator=generator) * (w - ew + 1)).long()
-            rows = torch.arange(h).view(1, h, 1)
-            cols = torch.arange(w).view(1, 1, w)
+            y0 = (rand() * (h - eh + 1)).long()
+            x0 = (rand() * (w - ew + 1)).long()
+            rows = torch.arange(h, device=device).view(1, h, 1)
+            cols = torch.arange(w, device=device).view(1, 1, w)
             mask = ((rows >= y0.view(n, 1, 1)) & (rows < (y0 + eh).view(n, 1, 1)) &
                     (cols >= x0.view(n, 1, 1)) & (cols < (x0 + ew).view(n, 1, 1)))
-            mask &= (torch.rand(n, generator=generator) < self.erase_prob).view(n, 1, 1)
-            noise = torch.randn(x.shape, generator=generator)
+            mask &= (rand() < self.erase_prob).view(n, 1, 1)
+            noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
             x = torch.where(mask.unsqueeze(1), noise, x)
         return x
+
+
+def _on_device(generator: torch.Generator, device: torch.device) -> torch.Generator:
+    """The CPU generator on the CPU; elsewhere a generator on that device seeded from it, so
+    that no random draw is copied to the device (each copy would stall a GPU)."""
+    if device.type == 'cpu':
+        return generator
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    return torch.Generator(device).manual_seed(seed)

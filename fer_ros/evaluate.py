@@ -31,7 +31,7 @@ def predict(module: nn.Module, x: torch.Tensor, batch_size: int = 256,
     module = module.eval().to(memory_format=torch.channels_last)
     return torch.cat([probabilities(
         module, x[i:i + batch_size].contiguous(memory_format=torch.channels_last), tta_flip)
-        for i in range(0, len(x), batch_size)]).numpy()
+        for i in range(0, len(x), batch_size)]).cpu().numpy()
 
 
 def metrics(probs: np.ndarray, targets: np.ndarray, class_names: tuple[str, ...]) -> dict:

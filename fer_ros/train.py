@@ -7,6 +7,7 @@ card.json (data, recipe, metrics, latency), confusion.png and curves.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import csv
 import json
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from fer_ros.augment import Augment
+from fer_ros.classifier import DeviceError, resolve_device
 from fer_ros.data import FaceDataset, load_dataset
 from fer_ros.evaluate import (dataset_tensor, ensemble_probabilities, markdown,
                               measure_latency, metrics, predict, save_confusion_png)
@@ -68,6 +70,8 @@ class TrainConfig:
     patience: int = 10               # early stopping, epochs without val improvement
     seed: int = 0
     threads: int = 0                 # 0: torch default
+    device: str = field(default='cpu', metadata={'help': 'cpu, cuda, cuda:N or auto; on a GPU '
+                        'the data stay on the device and training runs in bfloat16 autocast'})
     max_batches: int = 0             # per epoch; 0 = all (for smoke tests)
 
 
@@ -147,6 +151,8 @@ class Trainer:
         self.cfg, self.out = cfg, out
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        self.device, _ = resolve_device(cfg.device)
+        torch.backends.cudnn.benchmark = self.device.type == 'cuda'
         _seed_everything(cfg.seed)
         self.train_set, self.val_set = _splits(cfg)
         names = self.train_set.class_names
@@ -157,12 +163,12 @@ class Trainer:
             + (f', starting from {data_name(cfg.init)}' if cfg.init else '')
             + (f', distilled from {data_name(cfg.teacher)}' if cfg.teacher else ''),
             license='see the training data licence', arch_kwargs=cfg.arch_kwargs)
-        self.x_train = dataset_tensor(self.train_set, self.spec.input)
-        self.t_train = torch.from_numpy(self.train_set.targets)
-        self.x_val = dataset_tensor(self.val_set, self.spec.input)
+        self.x_train = dataset_tensor(self.train_set, self.spec.input).to(self.device)
+        self.t_train = torch.from_numpy(self.train_set.targets).to(self.device)
+        self.x_val = dataset_tensor(self.val_set, self.spec.input).to(self.device)
         self.model = ARCHITECTURES[cfg.arch](num_classes=len(names), in_channels=1,
                                              **cfg.arch_kwargs)
-        self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self.model.to(self.device, memory_format=torch.channels_last)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.optimizer == 'sgd':
             self.optimizer = torch.optim.SGD(params, cfg.lr, momentum=0.9, nesterov=True,
@@ -177,7 +183,7 @@ class Trainer:
         self.scheduler = self._scheduler()
         self.center = self.center_optimizer = None
         if cfg.center_loss_weight > 0:
-            self.center = CenterLoss(len(names), self.model.num_features)
+            self.center = CenterLoss(len(names), self.model.num_features).to(self.device)
             self.center_optimizer = torch.optim.SGD(self.center.parameters(), cfg.center_lr)
         soft = cfg.loss == 'soft_ce' or (cfg.loss == 'auto' and
                                          not np.isin(self.train_set.targets, (0, 1)).all())
@@ -208,7 +214,7 @@ class Trainer:
         if not 0 < self.cfg.distill_weight <= 1:
             raise ValueError(f'distill_weight must be in (0, 1], not {self.cfg.distill_weight}')
         teacher = torch.from_numpy(ensemble_probabilities(
-            load_ensemble(self.cfg.teacher), self.train_set, tta_flip=True))
+            load_ensemble(self.cfg.teacher), self.train_set, tta_flip=True)).to(self.device)
         w = self.cfg.distill_weight
         return (1 - w) * targets + w * teacher
 
@@ -264,10 +270,12 @@ class Trainer:
         cfg = self.cfg
         _seed_everything(cfg.seed * 1000 + self.epoch)  # same epoch, same batches and noise
         generator = torch.Generator().manual_seed(cfg.seed * 1000 + self.epoch)
-        order = torch.from_numpy(
-            np.random.default_rng(cfg.seed * 1000 + self.epoch).permutation(len(self.x_train)))
+        order = torch.from_numpy(np.random.default_rng(cfg.seed * 1000 + self.epoch)
+                                 .permutation(len(self.x_train))).to(self.device)
         self.model.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        # sums stay on the device: reading them every step would stall a GPU
+        total_loss = correct = torch.zeros((), device=self.device)
+        seen = 0
         bar = _progress(self.steps_per_epoch, f'epoch {self.epoch + 1}/{cfg.epochs}', progress)
         for b in range(self.steps_per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
@@ -275,7 +283,9 @@ class Trainer:
             if self.augment:
                 x = self.augment(x, generator)
             x = x.contiguous(memory_format=torch.channels_last)
-            logits, features = self.model.forward_with_features(x)
+            with self._autocast():
+                logits, features = self.model.forward_with_features(x)
+            logits, features = logits.float(), features.float()
             loss = soft_cross_entropy(logits, target, self.class_weights, cfg.label_smoothing)
             if self.center:
                 loss = loss + cfg.center_loss_weight * self.center(features, target)
@@ -293,12 +303,18 @@ class Trainer:
             if cfg.schedule == 'cosine':
                 self.scheduler.step()
             self.step += 1
-            total_loss += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == t.argmax(1)).sum())
+            total_loss = total_loss + loss.detach() * len(idx)
+            correct = correct + (logits.argmax(1) == t.argmax(1)).sum()
             seen += len(idx)
             bar.update(loss=total_loss / seen, acc=correct / seen)
         bar.close()
-        return total_loss / seen, correct / seen
+        return float(total_loss) / seen, float(correct) / seen
+
+    def _autocast(self):
+        """bfloat16 autocast on a GPU; full precision on the CPU, where it would be slower."""
+        if self.device.type == 'cuda':
+            return torch.autocast('cuda', torch.bfloat16)
+        return contextlib.nullcontext()
 
     def validate(self, tta_flip: bool = False) -> dict:
         probs = predict(self.eval_model, self.x_val, tta_flip=tta_flip)
@@ -346,6 +362,7 @@ class Trainer:
         model.eval()
         report = self.validate()
         report_tta = self.validate(tta_flip=True)
+        model.cpu()
         latency = {f'cpu_ms_per_face_b{b}': measure_latency(model, self.spec.input, b)
                    for b in (1, 8)}
         recipe = {**asdict(self.cfg), 'train': data_name(self.cfg.train),
@@ -422,7 +439,7 @@ class _progress:
         self.total, self.label, self.enabled = total, label, enabled
         self.done, self.start, self.last = 0, time.time(), 0.0
 
-    def update(self, **values: float) -> None:
+    def update(self, **values: float | torch.Tensor) -> None:
         self.done += 1
         now = time.time()
         if not self.enabled or (now - self.last < 0.5 and self.done < self.total):
@@ -474,7 +491,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         parser.error('give a training npz, or --resume')
     try:
         trainer = Trainer(cfg, args.out, args.resume)
-    except (ValueError, ModelError) as exc:
+    except (ValueError, ModelError, DeviceError) as exc:
         parser.error(str(exc))
     if args.resume:
         print(f'resuming at epoch {trainer.epoch}, step {trainer.step}')

@@ -1,5 +1,6 @@
 """Losses, datasets, the trainer, resume, evaluation; small synthetic data, seconds each."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -167,6 +168,59 @@ def test_resume_continues_from_the_same_step(tmp_path):
     assert (resumed.epoch, resumed.step) == (3, 9)
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the error without a GPU')
+def test_training_on_a_missing_gpu_is_a_clear_error(tmp_path, capsys):
+    from fer_ros.classifier import DeviceError
+    from fer_ros.train import main as train_main
+    data = synthetic_fer2013(tmp_path / 'train.npz')
+    with pytest.raises(DeviceError, match='no CUDA GPU'):
+        Trainer(_config(data, device='cuda'), tmp_path / 'run')
+    with pytest.raises(SystemExit):
+        train_main([str(data), '--out', str(tmp_path / 'run'), '--device', 'cuda'])
+    assert 'no CUDA GPU' in capsys.readouterr().err
+
+
+DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA GPU'))]
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_augment_is_seeded_and_each_part_does_its_job(device):
+    from fer_ros.augment import Augment
+    x = torch.randn(16, 1, 48, 48, generator=torch.Generator().manual_seed(1)).to(device)
+
+    def run(augment, seed=0):
+        return augment(x, torch.Generator().manual_seed(seed))
+    full = Augment()
+    out = run(full)
+    assert out.device == x.device and out.shape == x.shape and torch.isfinite(out).all()
+    torch.testing.assert_close(out, run(full))
+    assert not torch.allclose(out, run(full, seed=1))
+    still = Augment(max_rotation_deg=0, scale=(1, 1), max_shift=0, flip=False, brightness=0,
+                    contrast=0, erase_prob=0)
+    torch.testing.assert_close(run(still), x, atol=1e-4, rtol=0)  # GPU sampling rounds
+    erased = run(replace(still, erase_prob=1.0)) != x
+    assert erased.flatten(1).any(1).all() and not erased.all()  # a patch of each, never all
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_training_on_a_gpu_writes_a_cpu_checkpoint_and_resumes(tmp_path):
+    data = synthetic_fer2013(tmp_path / 'train.npz')
+    cfg = _config(data, epochs=4, augment=False, device='cuda', center_loss_weight=0.01)
+    first = Trainer(cfg, tmp_path / 'run')
+    assert first.x_train.is_cuda and next(first.model.parameters()).is_cuda
+    assert first.fit(progress=False, epochs_this_run=2) is None
+    resumed = Trainer(cfg, tmp_path / 'run', resume=tmp_path / 'run' / 'last.pt')
+    assert (resumed.epoch, resumed.step) == (first.epoch, first.step)
+    best = resumed.fit(progress=False)
+    log = (tmp_path / 'run' / 'log.csv').read_text().splitlines()
+    losses = [float(row.split(',')[3]) for row in log[1:]]
+    assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
+    saved = torch.load(best, weights_only=True)['state_dict']
+    assert all(v.device.type == 'cpu' for v in saved.values())
+    assert load_model(str(best)).spec.metrics['val_acc'] > 0.5
 
 
 def test_weight_ema_follows_the_model_with_a_warmed_up_decay():

@@ -107,7 +107,7 @@ def save_checkpoint(path: str | Path, module: nn.Module, spec: ModelSpec, **extr
     Floating-point weights are stored as float16, which halves the file and
     moved no measured accuracy by more than 0.03 points; loading casts them back.
     """
-    state = {k: _half_if_finite(v) for k, v in module.state_dict().items()}
+    state = {k: _half_if_finite(v.cpu()) for k, v in module.state_dict().items()}
     torch.save({'format': CHECKPOINT_FORMAT, 'spec': asdict(spec), 'state_dict': state,
                 **extra}, path)
 
