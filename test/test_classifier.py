@@ -66,8 +66,8 @@ def test_every_registry_entry_gives_valid_probabilities(name):
 
 def test_ensemble_is_the_class_wise_mean_of_its_members(classifier, astronaut_bgr):
     boxes = [ASTRONAUT_BOX, (150, 50, 150, 140)]
-    cnn = ExpressionClassifier('fer_cnn_fer2013', 'cpu')
-    both = ExpressionClassifier('fer_cnn_fer2013+mini_xception_fer2013', 'cpu')
+    cnn = ExpressionClassifier('fer_cnn_fer2013_ft', 'cpu')
+    both = ExpressionClassifier('fer_cnn_fer2013_ft+mini_xception_fer2013', 'cpu')
     assert both.class_names == cnn.class_names  # the first member's order
     order = [classifier.class_names.index(c) for c in cnn.class_names]
     expected = (cnn.predict(astronaut_bgr, boxes)
@@ -102,14 +102,14 @@ def test_a_registered_ensemble_can_be_extended():
 
 def test_bad_ensembles_are_clear_errors():
     with pytest.raises(ModelError, match="'model_a\\+model_b'"):
-        ExpressionClassifier('fer_cnn_fer2013+', 'cpu')
+        ExpressionClassifier('fer_cnn_fer2013_ft+', 'cpu')
     with pytest.raises(ModelError, match="unknown model 'nope'"):
-        ExpressionClassifier('fer_cnn_fer2013+nope', 'cpu')
+        ExpressionClassifier('fer_cnn_fer2013_ft+nope', 'cpu')
 
 
 def test_flip_tta_averages_the_face_and_its_mirror_image(astronaut_bgr):
-    plain = ExpressionClassifier('fer_cnn_fer2013', 'cpu')
-    flip = ExpressionClassifier('fer_cnn_fer2013', 'cpu', tta_flip=True)
+    plain = ExpressionClassifier('fer_cnn_fer2013_ft', 'cpu')
+    flip = ExpressionClassifier('fer_cnn_fer2013_ft', 'cpu', tta_flip=True)
     x, y, w, h = ASTRONAUT_BOX
     mirrored = np.ascontiguousarray(astronaut_bgr[:, ::-1])
     mirrored_box = (astronaut_bgr.shape[1] - x - w, y, w, h)

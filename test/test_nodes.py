@@ -169,10 +169,10 @@ def test_parameters_are_validated_and_applied_at_run_time(graph, ros_context):
     assert node.cpu_threads == 2
     assert node.set_parameters([Parameter('tta_flip', value=True)])[0].successful
     assert node.pipeline.classifier.tta_flip
-    ensemble = 'fer_cnn_fer2013+mini_xception_fer2013'
+    ensemble = 'fer_cnn_fer2013_ft+mini_xception_fer2013'
     assert node.set_parameters([Parameter('model', value=ensemble)])[0].successful
     assert [m.spec.name for m in node.pipeline.classifier.model.members] == [
-        'fer_cnn_fer2013', 'mini_xception_fer2013']
+        'fer_cnn_fer2013_ft', 'mini_xception_fer2013']
     assert node.pipeline.classifier.tta_flip
 
 
