@@ -152,7 +152,8 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device, _ = resolve_device(cfg.device)
-        torch.backends.cudnn.benchmark = self.device.type == 'cuda'
+        if self.device.type == 'cuda':
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
         _seed_everything(cfg.seed)
         self.train_set, self.val_set = _splits(cfg)
         names = self.train_set.class_names
