@@ -151,7 +151,9 @@ class Trainer:
         self.cfg, self.out = cfg, out
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device, _ = resolve_device(cfg.device)
+        self.device, warning = resolve_device(cfg.device)
+        if warning:
+            print(warning, flush=True)
         if self.device.type == 'cuda':
             torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
         _seed_everything(cfg.seed)

@@ -180,6 +180,8 @@ def test_training_on_a_missing_gpu_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_main([str(data), '--out', str(tmp_path / 'run'), '--device', 'cuda'])
     assert 'no CUDA GPU' in capsys.readouterr().err
+    assert Trainer(_config(data, device='auto'), tmp_path / 'auto').device.type == 'cpu'
+    assert 'running on the CPU' in capsys.readouterr().out
 
 
 DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(

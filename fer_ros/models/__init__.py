@@ -44,8 +44,9 @@ register_ensemble(EnsembleSpec(
     name='ensemble_fer2013',
     members=('resnet28_fer2013_ft', 'resnet28_fer2013_ft_s1', 'resnet28_fer2013_ft_s0',
              'resnet28_fer2013', 'fer_cnn44_fer2013_ft'),
-    description='mean of the five best FER2013 models (one fine-tune per FER+ start, and '
-                'the one trained on FER2013 alone): the most accurate, about 5x the time',
+    description='mean of the five best FER2013 models (the best fine-tune of each resnet28 '
+                'and fer_cnn44 FER+ start, and the resnet28 trained on FER2013 alone): the '
+                'most accurate, about 10x the time of the default',
     metrics={  # fer_evaluate [--tta-flip]; latency: the members' recorded latencies summed
         'fer2013_public_test_acc': 0.7244, 'fer2013_public_test_macro_f1': 0.7003,
         'fer2013_public_test_flip_acc': 0.7300, 'ferplus_valid_acc': 0.6728,
