@@ -24,8 +24,8 @@ class Augment:
         device = x.device
         generator = _on_device(generator, device)
 
-        def rand(*shape: int) -> torch.Tensor:
-            return torch.rand(*shape or (n,), generator=generator, device=device)
+        def rand() -> torch.Tensor:
+            return torch.rand(n, generator=generator, device=device)
 
         def uniform(lo: float, hi: float) -> torch.Tensor:
             return rand() * (hi - lo) + lo

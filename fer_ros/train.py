@@ -365,7 +365,6 @@ class Trainer:
         model.eval()
         report = self.validate()
         report_tta = self.validate(tta_flip=True)
-        model.cpu()
         latency = {f'cpu_ms_per_face_b{b}': measure_latency(model, self.spec.input, b)
                    for b in (1, 8)}
         recipe = {**asdict(self.cfg), 'train': data_name(self.cfg.train),
