@@ -55,7 +55,7 @@ class CameraNode(Node):
     def _open(self) -> None:
         try:
             self._source = open_source(self.source_spec, self.width, self.height, self.fps,
-                                       self.loop)
+                                       self.loop, on_skip=self.get_logger().warning)
         except SourceError as exc:
             self._schedule_retry(str(exc))
 
