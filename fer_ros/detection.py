@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fer_ros.assets import asset_path
@@ -30,8 +31,14 @@ class Face:
         return self.x, self.y, self.width, self.height
 
 
+# Frames whose longer side exceeds this are downscaled (area averaging) before detection and
+# the boxes scaled back. BlazeFace sees 128-192 px, so nothing is lost; and the OpenCV inside
+# MediaPipe aborts the process (no exception) on any side >= 32767 px.
+DETECT_MAX_SIDE = 1920
+
+
 class FaceDetector:
-    """Detect faces in RGB images.
+    """Detect faces in RGB images of any size.
 
     model: 'full_range', 'short_range' or a .tflite path.
     min_confidence: detections scoring below it are dropped.
@@ -68,6 +75,13 @@ class FaceDetector:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f'expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}')
         height, width = rgb.shape[:2]
+        if height == 0 or width == 0:
+            return []
+        scale = min(DETECT_MAX_SIDE / max(height, width), 1.0)
+        if scale < 1.0:
+            size = (max(round(width * scale), 1), max(round(height * scale), 1))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        sx, sy = width / rgb.shape[1], height / rgb.shape[0]
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         faces = []
         for det in self._detector.detect(image).detections:
@@ -75,8 +89,9 @@ class FaceDetector:
             if score < self.min_confidence:
                 continue
             b = det.bounding_box
-            x0, y0 = max(b.origin_x, 0), max(b.origin_y, 0)
-            x1, y1 = min(b.origin_x + b.width, width), min(b.origin_y + b.height, height)
+            x0, y0 = max(round(b.origin_x * sx), 0), max(round(b.origin_y * sy), 0)
+            x1 = min(round((b.origin_x + b.width) * sx), width)
+            y1 = min(round((b.origin_y + b.height) * sy), height)
             if x1 <= x0 or y1 <= y0:
                 continue
             keypoints = tuple((k.x * width, k.y * height) for k in det.keypoints or ())

@@ -56,3 +56,40 @@ def test_group_photos_find_every_face(detector, name, count):
     path = MEDIA / (f'faceapi_{name}.jpg' if name.startswith('bbt') else f'{name}.jpg')
     rgb = cv2.imread(str(path))[:, :, ::-1].copy()
     assert len(detector.detect(rgb)) == count
+
+
+CRASH_SHAPES = [(1, 32767), (32767, 1), (2, 40000), (100, 40000), (40000, 3)]
+
+
+def test_frames_with_a_side_over_32766_px_do_not_abort_the_process():
+    """MediaPipe's bundled OpenCV aborts (SIGABRT, no Python exception) on such frames, so
+    this runs in a child process: the suite survives a regression."""
+    import subprocess
+    import sys
+    code = (
+        'import numpy as np\n'
+        'from fer_ros.detection import FaceDetector\n'
+        'with FaceDetector() as d:\n'
+        f'    for h, w in {CRASH_SHAPES!r}:\n'
+        '        assert d.detect(np.zeros((h, w, 3), np.uint8)) == []\n'
+        "print('survived')\n")
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and 'survived' in proc.stdout, proc.stderr[-1500:]
+
+
+def test_a_large_frame_is_downscaled_for_detection_and_boxes_map_back(detector, astronaut_bgr):
+    from fer_ros.detection import DETECT_MAX_SIDE
+    big = cv2.resize(astronaut_bgr, (8000, 8000), interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((6000, 8000, 3), 90, np.uint8)
+    canvas[:, 1000:7000] = cv2.resize(big, (6000, 6000))
+    assert max(canvas.shape) > DETECT_MAX_SIDE
+    faces = detector.detect(canvas[:, :, ::-1].copy())
+    assert len(faces) == 1
+    scale = 6000 / 512
+    for px, py in ASTRONAUT_FACE_POINTS:
+        x, y = 1000 + px * scale, py * scale
+        face = faces[0]
+        assert face.x <= x <= face.x + face.width and face.y <= y <= face.y + face.height
+    assert 80 * scale <= faces[0].width <= 140 * scale
+    assert all(1000 <= kx <= 7000 and 0 <= ky <= 6000 for kx, ky in faces[0].keypoints)
