@@ -2,7 +2,8 @@
 
 Arrays are (H, W) for single-channel encodings and (H, W, C) otherwise, with
 the dtype of the encoding. Row padding (``step`` > width * pixel size) is
-honoured on input and never produced on output.
+honoured on input and never produced on output. Images over MAX_PIXELS are refused
+(an 8000x6000 camera frame is accepted).
 """
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import sys
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from fer_ros.wire_text import printable
+
+MAX_PIXELS = 8192 * 8192
 
 
 class ImageConversionError(ValueError):
@@ -42,7 +47,8 @@ def _encoding(name: str) -> Encoding:
         return ENCODINGS[name]
     except KeyError:
         raise ImageConversionError(
-            f"unsupported encoding '{name}' (supported: {', '.join(ENCODINGS)})") from None
+            f"unsupported encoding '{printable(name)}' (supported: {', '.join(ENCODINGS)})"
+        ) from None
 
 
 def image_to_ndarray(msg: Any) -> np.ndarray:
@@ -51,6 +57,9 @@ def image_to_ndarray(msg: Any) -> np.ndarray:
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise ImageConversionError(f'empty image ({width}x{height})')
+    if height * width > MAX_PIXELS:
+        raise ImageConversionError(
+            f'{width}x{height} image is over the {MAX_PIXELS // 2**20} megapixel limit')
     row_bytes = width * enc.channels * enc.dtype.itemsize
     if step < row_bytes:
         raise ImageConversionError(
@@ -116,6 +125,6 @@ def image_to_bgr8(msg: Any) -> np.ndarray:
         convert = _TO_BGR[msg.encoding]
     except KeyError:
         raise ImageConversionError(
-            f"encoding '{msg.encoding}' cannot be shown as a colour image "
+            f"encoding '{printable(msg.encoding)}' cannot be shown as a colour image "
             f"(colour encodings: {', '.join(_TO_BGR)})") from None
     return np.ascontiguousarray(convert(array))

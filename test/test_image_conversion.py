@@ -81,3 +81,24 @@ def test_bad_arrays_raise_clear_errors():
         ndarray_to_image(np.zeros((0, 2, 3), np.uint8), 'bgr8')
     with pytest.raises(ImageConversionError, match='colour'):
         image_to_bgr8(ndarray_to_image(np.zeros((2, 2), np.float32), '32FC1'))
+
+
+def test_images_over_the_pixel_limit_are_refused_before_reading_data():
+    from fer_ros.image_conversion import MAX_PIXELS
+    side = int(MAX_PIXELS ** 0.5) + 1
+    msg = Image(height=side, width=side, encoding='mono8', step=side, data=bytes(16))
+    with pytest.raises(ImageConversionError, match='megapixel limit'):
+        image_to_ndarray(msg)
+    wide = 8000 * 6000  # a real camera frame is accepted
+    assert wide <= MAX_PIXELS
+
+
+@pytest.mark.parametrize('encoding', ['bgr8\n[FATAL] [fer_node]: forged', '\x1b[2J\x1b[31mred',
+                                      'x' * 100_000, 'caf\u00e9\r\n' * 3000])
+def test_encodings_from_the_wire_are_escaped_and_bounded_in_errors(encoding):
+    msg = Image(height=2, width=2, encoding=encoding, step=6, data=bytes(12))
+    with pytest.raises(ImageConversionError) as info:
+        image_to_bgr8(msg)
+    text = str(info.value)
+    assert '\n' not in text and '\r' not in text and '\x1b' not in text
+    assert text.isascii() and len(text) < 400
