@@ -1,4 +1,5 @@
-"""Start camera_node and fer_node with config/fer.yaml.
+"""Start camera_node and fer_node with config/fer.yaml, over config/fastdds.xml's transport
+(camera-sized frames through shared memory) unless FASTDDS_DEFAULT_PROFILES_FILE is set.
 
   ros2 launch fer_ros fer.launch.py source:=/dev/video0 device:=cuda rate:=15.0
   ros2 launch fer_ros fer.launch.py use_camera:=false image:=/camera/color/image_raw
@@ -7,9 +8,9 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
 from fer_ros.overrides import OVERRIDES, node_overrides
@@ -31,8 +32,12 @@ def _nodes(context):
 
 
 def generate_launch_description():
-    default_params = os.path.join(get_package_share_directory('fer_ros'), 'config', 'fer.yaml')
+    config = os.path.join(get_package_share_directory('fer_ros'), 'config')
+    default_params = os.path.join(config, 'fer.yaml')
+    profile = 'FASTDDS_DEFAULT_PROFILES_FILE'
     return LaunchDescription([
+        SetEnvironmentVariable(profile, EnvironmentVariable(
+            profile, default_value=os.path.join(config, 'fastdds.xml'))),
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='YAML file with camera_node and fer_node parameters'),
         DeclareLaunchArgument('use_camera', default_value='true',

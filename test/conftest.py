@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import rclpy
 
+from fer_ros.nodes.environment import use_transport_profile
+
 SHARED = Path(__file__).resolve().parents[1].parent / 'shared'
 MEDIA = SHARED / 'media'
 DATA = SHARED / 'data'
@@ -14,6 +16,8 @@ needs_shared = pytest.mark.skipif(not MEDIA.is_dir(), reason='../shared is not p
 # Keep test traffic off other ROS graphs on the same network.
 os.environ.setdefault('ROS_DOMAIN_ID', str(40 + os.getpid() % 150))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+# The transport profile fer_ros's executables use, for this process's publishers too.
+use_transport_profile()
 
 
 @pytest.fixture(scope='session')

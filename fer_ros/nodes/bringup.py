@@ -18,23 +18,17 @@ from fer_msgs.msg import FaceEmotionArray
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
 from fer_ros.image_conversion import image_to_bgr8
 from fer_ros.nodes.camera_node import CameraNode
+from fer_ros.nodes.environment import share_dir
 from fer_ros.nodes.fer_node import FerNode
+from fer_ros.nodes.spin import prepare_process
 from fer_ros.overrides import OVERRIDES, node_overrides
 
 VIDEO_SUFFIXES = {'.mp4': 'mp4v', '.avi': 'MJPG', '.mkv': 'mp4v'}
-
-
-def share_dir() -> Path:
-    """The installed share/fer_ros folder (ament index first, then this Python prefix)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory('fer_ros'))
-    except (ImportError, LookupError, OSError):
-        return Path(sys.prefix) / 'share' / 'fer_ros'
 
 
 def format_line(msg: FaceEmotionArray, index: int, fps: float) -> str:
@@ -140,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     def params(node: str) -> list[Parameter]:
         return [Parameter(k, value=v) for k, v in overrides.get(node, {}).items()]
 
+    prepare_process()
     context = rclpy.Context()
     rclpy.init(args=['fer_bringup', '--ros-args', '--params-file', str(args.params_file),
-                     *ros_args], context=context)
+                     *ros_args], context=context, signal_handler_options=SignalHandlerOptions.ALL)
     executor = SingleThreadedExecutor(context=context)
     nodes: list[Node] = []
     monitor: Monitor | None = None
@@ -168,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
                 break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if context.ok():
+            raise
+        # a signal shut the context down while the nodes were starting: nothing to report
     finally:
         written = monitor.close() if monitor is not None else None
         for node in reversed(nodes):
