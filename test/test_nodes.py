@@ -225,7 +225,8 @@ def test_camera_reopens_a_source_that_stops_delivering(graph, ros_context, astro
     camera = add(CameraNode(context=ros_context, parameter_overrides=[
         Parameter('source', value=str(tmp_path)), Parameter('fps', value=50.0)]))
     assert spin_until(executor, lambda: camera.frames_published >= 2)
-    frame.write_bytes(b'truncated')  # the folder's next read fails
+    frame.write_bytes(b'truncated')  # no image of the folder is readable now
+    (tmp_path / 'other.png').write_bytes(b'truncated')
     assert spin_until(executor, lambda: camera._failures >= 1)
     published = camera.frames_published
     cv2.imwrite(str(frame), astronaut_bgr)  # the device "comes back"
@@ -251,3 +252,36 @@ def test_fer_node_runs_a_trained_checkpoint(graph, ros_context, astronaut_bgr, t
     assert tuple(msg.class_names) == ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad',
                                       'surprise')
     assert len(msg.faces) == 1 and len(msg.faces[0].probabilities) == 7
+
+
+def test_a_result_never_mixes_two_models_during_swaps(graph, ros_context, astronaut_bgr):
+    import threading
+    executor, add = graph
+    node = add(fer_node(ros_context))
+    rec = add(Recorder(ros_context))
+    classes = {}
+    for name in (DEFAULT_MODEL, 'fer_cnn_ferplus'):
+        assert node.set_parameters([Parameter('model', value=name)])[0].successful
+        classes[name] = node.pipeline.classifier.class_names
+    assert len(set(classes.values())) == 2
+    msg = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='cam'))
+    stop = threading.Event()
+
+    def frames():  # what the worker thread does, back to back
+        while not stop.is_set():
+            node.process_frame(msg)
+
+    worker = threading.Thread(target=frames)
+    worker.start()
+    try:
+        for i in range(8):
+            model = (DEFAULT_MODEL, 'fer_cnn_ferplus')[i % 2]
+            assert node.set_parameters([Parameter('model', value=model)])[0].successful
+            spin_until(executor, lambda: False, timeout=0.15)
+    finally:
+        stop.set()
+        worker.join()
+    spin_until(executor, lambda: False, timeout=0.5)
+    assert len({m.model for m in rec.emotions}) == 2
+    mixed = [m.model for m in rec.emotions if tuple(m.class_names) != classes[m.model]]
+    assert not mixed, f'{len(mixed)} of {len(rec.emotions)} results mix two models'

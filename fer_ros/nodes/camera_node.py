@@ -5,12 +5,11 @@ import time
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from fer_ros.image_conversion import ndarray_to_image
-from fer_ros.nodes.params import declare, one_of
+from fer_ros.nodes.params import RELIABILITY, declare, image_qos, one_of
 from fer_ros.nodes.spin import run_node
 from fer_ros.sources import FrameSource, SourceError, open_source
 
@@ -36,11 +35,9 @@ class CameraNode(Node):
         reliability = declare(
             self, 'reliability', 'best_effort',
             'QoS reliability of image_raw: best_effort (sensor data) or reliable',
-            validate=one_of('best_effort', 'reliable'))
+            validate=one_of(*RELIABILITY))
 
-        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE) \
-            if reliability == 'reliable' else qos_profile_sensor_data
-        self.publisher = self.create_publisher(Image, 'image_raw', qos)
+        self.publisher = self.create_publisher(Image, 'image_raw', image_qos(reliability, 1))
         self.frames_published = 0
         self._backoff_s = 0.5
         self._retry_at = 0.0

@@ -11,25 +11,29 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from fer_msgs.msg import FaceEmotion, FaceEmotionArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, RegionOfInterest
 
-from fer_ros.assets import AssetError
-from fer_ros.classifier import DEVICES, DeviceError, ExpressionClassifier
+from fer_ros.classifier import DEVICES, ExpressionClassifier
 from fer_ros.detection import FaceDetector
 from fer_ros.image_conversion import ImageConversionError, image_to_bgr8, ndarray_to_image
+from fer_ros.input_stats import InputStats
 from fer_ros.latest import LatestWorker
-from fer_ros.models import DEFAULT_MODEL, ModelError
-from fer_ros.nodes.params import declare
+from fer_ros.models import DEFAULT_MODEL
+from fer_ros.nodes.params import RELIABILITY, declare, image_qos, one_of
 from fer_ros.nodes.spin import run_node
 from fer_ros.pipeline import FerPipeline, FrameResult, Stopwatch, annotate
 from fer_ros.tracking import FaceTracker
+from fer_ros.wire_text import printable
 
-_LOAD_ERRORS = (ModelError, DeviceError, AssetError, FileNotFoundError, ValueError, OSError)
+LOSS_WARN = 0.1  # WARN on /diagnostics above this fraction of input frames lost (last 5 s)
+_START_ONLY = ('image_reliability', 'image_depth')
 
 
 def to_msg(result: FrameResult, header, width: int, height: int, model: str) -> FaceEmotionArray:
+    """The message of one frame; model and class names must come from the same pipeline."""
     msg = FaceEmotionArray(header=header, image_width=width, image_height=height, model=model,
                            class_names=list(result.class_names))
     for fe in result.faces:
@@ -91,6 +95,14 @@ class FerNode(Node):
             'value (0 = raw per-frame output)', bounds=(0.0, 0.95))
         self.publish_annotated = declare(self, 'publish_annotated', True,
                                          'Publish image_annotated with boxes and labels')
+        reliability = declare(
+            self, 'image_reliability', 'best_effort',
+            'QoS reliability of the image subscription (at start): best_effort accepts every '
+            'publisher; reliable only reliable ones, and has lost fragments resent',
+            validate=one_of(*RELIABILITY))
+        depth = declare(self, 'image_depth', 5,
+                        'QoS history depth of the image subscription (at start); only the '
+                        'newest frame is processed whatever the depth', bounds=(1, 100))
 
         self.tracker = FaceTracker(smoothing=self.smoothing)
         self.pipeline: FerPipeline | None = None
@@ -99,28 +111,29 @@ class FerNode(Node):
         try:
             self.pipeline = self._build(self.model, self.device, self.detector_model,
                                         self.detection_threshold, self.max_faces)
-        except _LOAD_ERRORS as exc:
-            self.load_error = str(exc)
-            self.get_logger().error(f'cannot start the FER pipeline: {exc}. The node stays up '
-                                    'and processes frames once model/device are fixed')
+        except Exception as exc:  # whatever a model file does, the node stays up
+            self.load_error = printable(exc, 300)
+            self.get_logger().error(f'cannot start the FER pipeline: {self.load_error}. The node '
+                                    'stays up and processes frames once model/device are fixed')
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.timings: collections.deque[FrameTiming] = collections.deque(maxlen=2000)
-        self.frames_in = 0
+        self.input = InputStats()
         self.emotions_pub = self.create_publisher(FaceEmotionArray, 'emotions', 10)
         self.annotated_pub = self.create_publisher(
             Image, 'image_annotated', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self._worker = LatestWorker(self._process, self.rate, name='fer_node-worker')
-        # Best effort accepts both best-effort and reliable publishers; depth 1 keeps only news.
-        self.create_subscription(Image, 'image', self._on_image, qos_profile_sensor_data)
+        self.create_subscription(
+            Image, 'image', self._on_image, image_qos(reliability, depth),
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._last_frame_in = time.monotonic()
         self.create_timer(1.0, self._publish_diagnostics)
         if self.pipeline is not None:
             self.get_logger().info(
-                f"model {self.model} ({', '.join(self.pipeline.classifier.class_names)}) on "
-                f'{self.pipeline.classifier.device}, detector {self.detector_model}; '
-                f'listening on {self.resolve_topic_name("image")}')
+                f"model {printable(self.model)} ({', '.join(self.pipeline.classifier.class_names)})"
+                f' on {self.pipeline.classifier.device}, detector {printable(self.detector_model)}'
+                f'; listening on {self.resolve_topic_name("image")} ({reliability}, depth {depth})')
 
     def _build(self, model: str, device: str, detector_model: str, threshold: float,
                max_faces: int) -> FerPipeline:
@@ -132,6 +145,9 @@ class FerNode(Node):
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         new = {p.name: p.value for p in params}
+        if start_only := [n for n in _START_ONLY if n in new]:
+            return SetParametersResult(successful=False,
+                                       reason=f'{", ".join(start_only)} apply at start only')
         if 'device' in new and (reason := _check_device(new['device'])):
             return SetParametersResult(successful=False, reason=f'device: {reason}')
         rebuild = {'model', 'device', 'detector_model', 'detection_threshold', 'max_faces'}
@@ -143,8 +159,8 @@ class FerNode(Node):
                            for k, v in new.items() if k in rebuild})
             try:
                 pipeline = self._build(**config)
-            except _LOAD_ERRORS as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
+            except Exception as exc:  # no value or file may take the node down
+                return SetParametersResult(successful=False, reason=printable(exc, 300))
             old, self.pipeline, self.load_error = self.pipeline, pipeline, None
             self.model, self.device = config['model'], config['device']
             self.detector_model = config['detector_model']
@@ -152,7 +168,8 @@ class FerNode(Node):
             if old is not None:
                 with self._load_lock:
                     old.detector.close()
-            self.get_logger().info(f'now using model {self.model} on {pipeline.classifier.device}')
+            self.get_logger().info(
+                f'now using model {printable(self.model)} on {pipeline.classifier.device}')
         if 'cpu_threads' in new:
             self.cpu_threads = new['cpu_threads']
         if 'smoothing' in new:
@@ -168,11 +185,16 @@ class FerNode(Node):
         return SetParametersResult(successful=True)
 
     def diagnostics(self) -> DiagnosticStatus:
-        """Health of the node: model state, input freshness, throughput and latency."""
+        """Health of the node: model state, input freshness and loss, throughput, latency."""
         now = time.perf_counter()
         recent = [t for t in list(self.timings) if now - t.done < 5.0]  # snapshot: worker appends
         totals = sorted(sum(t.stages_ms.values()) for t in recent)
-        values = {'model': self.model, 'device': self.device, 'frames received': self.frames_in,
+        input_hz, loss = self.input.window(time.monotonic())
+        values = {'model': printable(self.model), 'device': self.device,
+                  'frames received': self.input.received,
+                  'frames lost before arrival (estimated from stamps)': self.input.lost,
+                  'input rate (Hz, last 5 s)': f'{input_hz:.1f}',
+                  'input loss (%, last 5 s)': f'{100 * loss:.1f}',
                   'frames processed': self._worker.processed,
                   'frames skipped (newer frame arrived)': self._worker.dropped,
                   'processing rate (Hz, last 5 s)': f'{len(recent) / 5.0:.1f}',
@@ -182,6 +204,10 @@ class FerNode(Node):
             level, message = DiagnosticStatus.ERROR, f'no model loaded: {self.load_error}'
         elif time.monotonic() - self._last_frame_in > 5.0:
             level, message = DiagnosticStatus.WARN, 'no image received for 5 s'
+        elif loss > LOSS_WARN:
+            level, message = DiagnosticStatus.WARN, (
+                f'{100 * loss:.0f} % of input frames lost before arrival (last 5 s); see the '
+                "README's transport section")
         else:
             level, message = DiagnosticStatus.OK, 'processing'
         return DiagnosticStatus(
@@ -195,9 +221,15 @@ class FerNode(Node):
         self.diagnostics_pub.publish(array)
 
     def _on_image(self, msg: Image) -> None:
-        self.frames_in += 1
         self._last_frame_in = time.monotonic()
+        self.input.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, self._last_frame_in)
         self._worker.submit(msg)
+
+    def _on_incompatible(self, event) -> None:
+        self.get_logger().warning(
+            f'an image publisher offers QoS this subscription cannot accept (policy '
+            f'{event.last_policy_kind.name}); its frames are not received. A best-effort camera '
+            'needs image_reliability best_effort', throttle_duration_sec=10.0)
 
     def _process(self, msg: Image) -> None:
         if self._worker_threads != self.cpu_threads:  # per-thread setting: apply it here
@@ -208,23 +240,26 @@ class FerNode(Node):
         except ImageConversionError as exc:
             self.get_logger().warning(f'skipping image: {exc}', throttle_duration_sec=5.0)
         except Exception as exc:  # keep serving frames whatever one frame does
-            self.get_logger().error(f'frame failed: {type(exc).__name__}: {exc}',
-                                    throttle_duration_sec=5.0)
+            if self.context.ok():  # at shutdown, publishing fails quietly
+                self.get_logger().error(
+                    f'frame failed: {type(exc).__name__}: {printable(exc, 300)}',
+                    throttle_duration_sec=5.0)
 
     def process_frame(self, msg: Image) -> None:
         """Process one image now, in the caller's thread (the worker calls this).
         Raises ImageConversionError for an image it cannot read."""
-        pipeline = self.pipeline
-        if pipeline is None:
+        if self.pipeline is None:
             self.get_logger().error(f'no expression model loaded: {self.load_error}',
                                     throttle_duration_sec=10.0)
             return
         watch = Stopwatch()
         image = image_to_bgr8(msg)
         watch.lap('convert')
-        with self._load_lock:
+        with self._load_lock:  # a model swap closes the old pipeline under this lock
+            pipeline = self.pipeline
             result = pipeline.process(image, watch)
-        out = to_msg(result, msg.header, image.shape[1], image.shape[0], self.model)
+        out = to_msg(result, msg.header, image.shape[1], image.shape[0],
+                     pipeline.classifier.model.name)
         self.emotions_pub.publish(out)
         watch.lap('publish')
         if self.publish_annotated and self.annotated_pub.get_subscription_count() > 0:

@@ -7,6 +7,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 Validator = Callable[[Any], str | None]  # returns the reason a value is invalid, or None
 
@@ -48,3 +49,12 @@ def one_of(*choices: str) -> Validator:
     def check(value: str) -> str | None:
         return None if value in choices else f"must be one of {', '.join(choices)}"
     return check
+
+
+RELIABILITY = {'best_effort': ReliabilityPolicy.BEST_EFFORT, 'reliable': ReliabilityPolicy.RELIABLE}
+
+
+def image_qos(reliability: str, depth: int) -> QoSProfile:
+    """Keep-last, volatile QoS of an image topic ('best_effort' is what sensor drivers use)."""
+    return QoSProfile(depth=depth, reliability=RELIABILITY[reliability],
+                      history=HistoryPolicy.KEEP_LAST, durability=DurabilityPolicy.VOLATILE)
