@@ -1,0 +1,223 @@
+"""fer_node, camera_node and fer_bringup as separate OS processes over real DDS: what nothing
+on the graph may do to them, whether camera-sized frames cross, and how they shut down."""
+import signal
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from fer_msgs.msg import FaceEmotionArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from fer_ros.image_conversion import ndarray_to_image
+from processes import Process
+
+FER_READY = 'listening on'
+
+
+class Peer(Node):
+    """Another node on the graph: publishes images, watches fer_node's outputs."""
+
+    def __init__(self, context):
+        super().__init__('peer', context=context)
+        self.spinner = SingleThreadedExecutor(context=context)
+        self.spinner.add_node(self)
+        self.image_pub = self.create_publisher(Image, 'image_raw', qos_profile_sensor_data)
+        self.emotions: list[FaceEmotionArray] = []
+        self.status: list = []
+        self.create_subscription(FaceEmotionArray, 'emotions', self.emotions.append, 10)
+        self.create_subscription(DiagnosticArray, '/diagnostics',
+                                 lambda m: self.status.extend(m.status), 10)
+
+    def spin_until(self, predicate, timeout=20.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.spinner.spin_once(timeout_sec=0.02)
+            if predicate():
+                return True
+        return False
+
+    def spin_for(self, seconds: float) -> None:
+        self.spin_until(lambda: False, seconds)
+
+    def emotions_for(self, msg: Image, timeout=30.0) -> FaceEmotionArray:
+        """Publish msg until fer_node answers it (its frame_id comes back)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.image_pub.publish(msg)
+            if self.spin_until(lambda: any(e.header.frame_id == msg.header.frame_id
+                                           for e in self.emotions), 0.3):
+                return next(e for e in self.emotions if e.header.frame_id == msg.header.frame_id)
+        raise AssertionError('fer_node did not answer')
+
+    def diagnostics(self, after: float, timeout=5.0) -> dict:
+        """The first fer_node status published after monotonic time ``after``."""
+        self.status.clear()
+        self.spin_until(lambda: time.monotonic() > after and self.status, timeout)
+        assert self.status, 'no diagnostics from fer_node'
+        s = self.status[-1]
+        return {'level': s.level, 'message': s.message, **{kv.key: kv.value for kv in s.values}}
+
+
+@pytest.fixture
+def peer(ros_context):
+    node = Peer(ros_context)
+    yield node
+    node.spinner.remove_node(node)
+    node.destroy_node()
+
+
+@pytest.fixture(scope='module')
+def fer_process():
+    proc = Process('fer_node', '--ros-args', '-p', 'device:=cpu', '-r', 'image:=image_raw')
+    proc.wait_for(FER_READY)
+    yield proc
+    assert proc.stop(signal.SIGINT) == 0, proc.output
+    assert 'Traceback' not in proc.output
+
+
+@pytest.fixture(scope='module')
+def good_image():
+    import skimage.data
+    bgr = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    return ndarray_to_image(bgr, 'bgr8', Header(frame_id='good'))
+
+
+def mono(height, width, frame_id):
+    return Image(header=Header(frame_id=frame_id), height=height, width=width,
+                 encoding='mono8', step=width, data=bytes(height * width))
+
+
+def test_frames_that_abort_mediapipe_do_not_kill_fer_node(fer_process, peer, good_image):
+    for h, w in [(1, 32767), (32767, 1), (2, 40000), (100, 40000)]:
+        msg = mono(h, w, f'strip {h}x{w}')
+        assert peer.emotions_for(msg).faces == []
+        assert fer_process.alive(), fer_process.output
+    assert peer.emotions_for(good_image).faces[0].label == 'happy'
+
+
+def test_log_lines_cannot_be_forged_from_the_wire(fer_process, peer, good_image):
+    forged = Image(header=Header(frame_id='forged'), height=2, width=2, step=6, data=bytes(12),
+                   encoding='bgr8\n[FATAL] [fer_node]: forged line\x1b[31m' + 'x' * 50_000)
+    before = len(fer_process.lines)
+    for _ in range(20):
+        peer.image_pub.publish(forged)
+        if peer.spin_until(lambda: 'unsupported encoding' in ''.join(fer_process.lines[before:]),
+                           0.5):
+            break
+    peer.emotions_for(good_image)
+    new = fer_process.lines[before:]
+    assert any('unsupported encoding' in line for line in new)
+    assert not any(line.startswith('[FATAL]') for line in new)
+    assert not any('\x1b' in line for line in new)
+    assert all(len(line) < 600 for line in new)
+
+
+def _crafted_checkpoints(folder):
+    from fer_ros.models.registry import CHECKPOINT_FORMAT
+    spec = {'name': 'x', 'architecture': 'fer_cnn', 'class_names': ['happy', 'sad'],
+            'input': {'size': 48, 'channels': 1, 'mean': 0.5, 'std': 0.5, 'crop_margin': 0.1},
+            'weights': '', 'license': ''}
+    bad = {'no_input': {**spec, 'input': None},
+           'class_names_int': {**spec, 'class_names': 7},
+           'huge_widths': {**spec, 'arch_kwargs': {'widths': [65536, 65536]}},
+           'bad_kwargs': {**spec, 'arch_kwargs': {'no_such_argument': 1}},
+           'state_not_dict': spec}
+    paths = []
+    for name, value in bad.items():
+        path = folder / f'{name}.pt'
+        state = [] if name == 'state_not_dict' else {}
+        torch.save({'format': CHECKPOINT_FORMAT, 'spec': value, 'state_dict': state}, path)
+        paths.append(str(path))
+    return paths
+
+
+def test_no_parameter_request_kills_fer_node(fer_process, peer, good_image, tmp_path):
+    empty = tmp_path / 'empty.tflite'
+    empty.write_bytes(b'')
+    requests = [('detector_model', v) for v in ('/proc/version', '/proc/self/status', str(empty),
+                                                str(tmp_path), '/no/such/file.tflite')]
+    requests += [('model', v) for v in _crafted_checkpoints(tmp_path) + ['/proc/version', '']]
+    requests += [('device', v) for v in ('cuda:abc', 'cuda:-1', 'cuda:99999999999999999999')]
+    client = AsyncParameterClient(peer, 'fer_node')
+    assert client.wait_for_services(10.0)
+    for name, value in requests:
+        future = client.set_parameters([Parameter(name, value=value)])
+        assert peer.spin_until(future.done, 60.0), (name, value)
+        result = future.result().results[0]
+        assert not result.successful and result.reason, (name, value)
+        assert fer_process.alive(), f'{name}={value!r} killed fer_node:\n{fer_process.output}'
+    # the two missing/unreadable paths cannot be told apart from the reasons
+    assert peer.emotions_for(good_image).faces[0].label == 'happy'
+
+
+@pytest.mark.parametrize('width, height', [(640, 480), (1280, 720)])
+def test_camera_sized_frames_cross_processes_at_30_hz(fer_process, peer, width, height):
+    frame = np.random.default_rng(0).integers(0, 255, (height, width, 3), np.uint8)
+    msg = ndarray_to_image(frame, 'bgr8', Header(frame_id='rate'))
+    assert peer.spin_until(lambda: peer.image_pub.get_subscription_count() > 0)
+    before = int(peer.diagnostics(time.monotonic())['frames received'])
+    sent, start = 90, time.monotonic()
+    for i in range(sent):  # 30 Hz, stamped like a camera
+        msg.header.stamp = peer.get_clock().now().to_msg()
+        peer.image_pub.publish(msg)
+        peer.spin_for(max(start + (i + 1) / 30 - time.monotonic(), 0.0))
+    status = peer.diagnostics(time.monotonic() + 0.5)
+    received = int(status['frames received']) - before
+    assert received >= sent * 29 / 30, status
+    assert float(status['input loss (%, last 5 s)']) < 5.0, status
+
+
+def test_lost_input_frames_are_reported_on_diagnostics(fer_process, peer):
+    msg = ndarray_to_image(np.zeros((240, 320, 3), np.uint8), 'bgr8', Header(frame_id='lossy'))
+    start, period = time.monotonic(), 1 / 30
+    t0 = peer.get_clock().now().nanoseconds
+    for i in range(150):  # a 30 Hz camera whose every 4th frame is lost on the way
+        if i % 4 != 3:
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(t0 + int(i * period * 1e9),
+                                                                    1_000_000_000)
+            peer.image_pub.publish(msg)
+        peer.spin_for(max(start + (i + 1) * period - time.monotonic(), 0.0))
+    status = peer.diagnostics(time.monotonic())
+    assert 18.0 <= float(status['input loss (%, last 5 s)']) <= 32.0, status
+    assert status['level'] == DiagnosticStatus.WARN and 'lost' in status['message'], status
+
+
+@pytest.mark.parametrize('executable, ready', [
+    ('fer_node', FER_READY), ('camera_node', 'publishing'), ('fer_bringup', 'frame')])
+@pytest.mark.parametrize('signals', [(signal.SIGINT,), (signal.SIGINT, signal.SIGINT),
+                                     (signal.SIGTERM,)], ids=['INT', 'INT-INT', 'TERM'])
+def test_every_signal_path_exits_cleanly(executable, ready, signals):
+    argv = {'fer_node': ('--ros-args', '-p', 'device:=cpu'),
+            'camera_node': ('--ros-args', '-p', 'source:=builtin:astronaut'),
+            'fer_bringup': ('--device', 'cpu', '--rate', '5')}[executable]
+    proc = Process(executable, *argv)
+    proc.wait_for(ready)
+    assert proc.stop(*signals, gap=0.05) == 0, proc.output
+    assert 'Traceback' not in proc.output and 'KeyboardInterrupt' not in proc.output
+    assert 'context is invalid' not in proc.output
+
+
+@pytest.mark.parametrize('suffix', ['.mp4', '.png'])
+def test_bringup_writes_its_output_on_sigterm(tmp_path, suffix):
+    out = tmp_path / f'annotated{suffix}'
+    proc = Process('fer_bringup', '--device', 'cpu', '--output', str(out))
+    proc.wait_for('frame    3')
+    assert proc.stop(signal.SIGTERM) == 0, proc.output
+    assert f'written to {out}' in proc.output
+    if suffix == '.png':
+        assert cv2.imread(str(out)).shape == (512, 512, 3)
+    else:
+        capture = cv2.VideoCapture(str(out))
+        frames = 0
+        while capture.read()[0]:
+            frames += 1
+        assert frames >= 3
