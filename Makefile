@@ -1,10 +1,11 @@
 # make demo   set up from nothing, run camera + FER nodes on the built-in photo
 # make test   set up from nothing, run the whole test suite
-# make bench  set up, print per-stage latency and FPS
+# make bench  set up, print per-stage latency and FPS, and cross-process rates
+# make fuzz   set up, send fer_node (its own process) 10,000 malformed and hostile images
 VENV ?= .venv
 export FER_ROS_VENV := $(abspath $(VENV))
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench fuzz clean
 setup:
 	@bash scripts/setup.sh
 
@@ -16,6 +17,9 @@ test: setup
 
 bench: setup
 	$(VENV)/bin/fer_benchmark
+
+fuzz: setup
+	$(VENV)/bin/python test/fuzz_fer_node.py --messages 10000
 
 clean:
 	rm -rf $(VENV) build fer_output
