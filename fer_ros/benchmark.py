@@ -4,7 +4,8 @@ Stages (convert, detect, classify, publish, annotate) are timed inside a real
 FerNode, in its own worker thread, publishing to a real subscriber; frames are sent
 one at a time, each after the previous result arrived. End-to-end FPS is the rate
 at which FaceEmotionArray messages arrive while a camera publishes faster than
-fer_node can process (only the newest frame is processed).
+fer_node can process (only the newest frame is processed). Then the cross-process rates of
+fer_ros.bench_transport (camera_node and fer_node as two processes, 480p to 1080p).
 Prints numbers only; nothing is asserted.
 """
 from __future__ import annotations
@@ -144,8 +145,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--tta-flip', action='store_true', help='fer_node tta_flip parameter')
     parser.add_argument('--camera-fps', type=float, default=200.0,
                         help='publishing rate of the simulated camera for the DDS FPS')
+    parser.add_argument('--no-cross-process', action='store_true',
+                        help='skip the cross-process rates (about 3 minutes)')
     args = parser.parse_args(argv)
     run(args.frames, args.media, args.model, args.device, args.tta_flip, args.camera_fps)
+    if not args.no_cross_process:
+        from fer_ros import bench_transport
+        bench_transport.run()
 
 
 if __name__ == '__main__':
