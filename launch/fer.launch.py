@@ -3,6 +3,7 @@
 
   ros2 launch fer_ros fer.launch.py source:=/dev/video0 device:=cuda rate:=15.0
   ros2 launch fer_ros fer.launch.py use_camera:=false image:=/camera/color/image_raw
+  ros2 launch fer_ros fer.launch.py namespace:=robot1    # /robot1/image_raw, /robot1/emotions
 """
 import os
 
@@ -21,11 +22,12 @@ def _nodes(context):
     overrides = node_overrides({o.name: LaunchConfiguration(o.name).perform(context)
                                 for o in OVERRIDES})
     image = LaunchConfiguration('image').perform(context)
+    namespace = LaunchConfiguration('namespace').perform(context)
     return [
         Node(package='fer_ros', executable='camera_node', name='camera_node',
-             parameters=[params_file, overrides.get('camera_node', {})],
+             namespace=namespace, parameters=[params_file, overrides.get('camera_node', {})],
              condition=IfCondition(LaunchConfiguration('use_camera')), output='screen'),
-        Node(package='fer_ros', executable='fer_node', name='fer_node',
+        Node(package='fer_ros', executable='fer_node', name='fer_node', namespace=namespace,
              parameters=[params_file, overrides.get('fer_node', {})],
              remappings=[('image', image)], output='screen'),
     ]
@@ -44,6 +46,8 @@ def generate_launch_description():
                               description='start camera_node (false: use your own driver)'),
         DeclareLaunchArgument('image', default_value='image_raw',
                               description='image topic fer_node subscribes to'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='namespace of both nodes and their relative topics'),
         *[DeclareLaunchArgument(o.name, default_value='',
                                 description=f'{o.help} (empty: value from params_file)')
           for o in OVERRIDES],

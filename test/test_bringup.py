@@ -63,14 +63,14 @@ def test_overrides_map_to_nodes():
 
 def test_yaml_matches_declared_parameters(ros_context):
     config = yaml.safe_load((ROOT / 'config' / 'fer.yaml').read_text())
-    assert config['fer_node']['ros__parameters']['model'] == DEFAULT_MODEL
+    assert config['/**/fer_node']['ros__parameters']['model'] == DEFAULT_MODEL
     assert (share_dir() / 'config' / 'fer.yaml').read_text() == \
         (ROOT / 'config' / 'fer.yaml').read_text(), 'installed config is stale: run make setup'
     for node_class, name in ((CameraNode, 'camera_node'), (FerNode, 'fer_node')):
         node = node_class(context=ros_context)
         declared = {n for n in node._parameters
                     if n not in ('use_sim_time', 'start_type_description_service')}
-        yaml_params = config[name]['ros__parameters']
+        yaml_params = config[f'/**/{name}']['ros__parameters']
         assert set(yaml_params) == declared, name
         for key, value in yaml_params.items():
             assert type(node.get_parameter(key).value) is type(value), key
@@ -96,7 +96,8 @@ def test_launch_file_is_consistent():
     assert all(f"'{e} = fer_ros.nodes.{e}:main'" in setup for e in executables)
     declared = {c.args[0].value for c in calls if getattr(c.func, 'id', '') ==
                 'DeclareLaunchArgument' and c.args and isinstance(c.args[0], ast.Constant)}
-    assert {'params_file', 'use_camera', 'image'} <= declared
+    assert {'params_file', 'use_camera', 'image', 'namespace'} <= declared
+    assert source.count('namespace=namespace') == 2
     assert 'o.name' in source and 'OVERRIDES' in source  # source, model, device, rate
     assert "remappings=[('image', image)]" in source
     assert 'def generate_launch_description' in source

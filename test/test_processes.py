@@ -2,6 +2,7 @@
 on the graph may do to them, whether camera-sized frames cross, and how they shut down."""
 import signal
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from fer_msgs.msg import FaceEmotionArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -21,6 +22,7 @@ from fer_ros.image_conversion import ndarray_to_image
 from processes import Process
 
 FER_READY = 'listening on'
+YAML = Path(__file__).resolve().parents[1] / 'config' / 'fer.yaml'
 
 
 class Peer(Node):
@@ -221,3 +223,33 @@ def test_bringup_writes_its_output_on_sigterm(tmp_path, suffix):
         while capture.read()[0]:
             frames += 1
         assert frames >= 3
+
+
+def test_namespaced_nodes_get_every_yaml_value(peer):
+    import yaml
+    config = yaml.safe_load(YAML.read_text())
+    procs = [Process(exe, '--ros-args', '-r', '__ns:=/robot1', '--params-file', str(YAML),
+                     '-p', 'device:=cpu')
+             for exe in ('camera_node', 'fer_node')]
+    try:
+        procs[1].wait_for(f'{FER_READY} /robot1/image')
+        for name in ('camera_node', 'fer_node'):
+            expected = config[f'/**/{name}']['ros__parameters']
+            if name == 'fer_node':
+                expected = {**expected, 'device': 'cpu'}
+            client = AsyncParameterClient(peer, f'/robot1/{name}')
+            assert client.wait_for_services(20.0), name
+            future = client.get_parameters(list(expected))
+            assert peer.spin_until(future.done, 20.0)
+            got = [parameter_value_to_python(v) for v in future.result().values]
+            assert dict(zip(expected, got)) == expected, name
+    finally:
+        for proc in procs:
+            assert proc.stop(signal.SIGINT) == 0, proc.output
+
+
+def test_bringup_runs_in_a_namespace_with_the_yaml():
+    proc = Process('fer_bringup', '--namespace', 'robot1', '--frames', '3', '--device', 'cpu')
+    assert proc.proc.wait(120) == 0, proc.output
+    assert 'listening on /robot1/image_raw' in proc.output
+    assert proc.output.count('face 0: happy') == 3

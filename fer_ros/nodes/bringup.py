@@ -106,6 +106,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help='do not start camera_node; process an existing image topic')
     parser.add_argument('--image-topic', default='image_raw',
                         help='topic fer_node subscribes to (default: %(default)s)')
+    parser.add_argument('--namespace', default='',
+                        help='namespace of the nodes and their relative topics (e.g. robot1)')
     parser.add_argument('--output', type=Path,
                         help='write annotated frames: .png/.jpg (last frame) or .mp4/.avi/.mkv')
     parser.add_argument('--frames', type=int, default=0,
@@ -143,11 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     monitor: Monitor | None = None
     status = 0
     try:
+        ns = args.namespace
         if not args.no_camera:
-            nodes.append(CameraNode(context=context, parameter_overrides=params('camera_node')))
-        nodes.append(FerNode(context=context, parameter_overrides=params('fer_node'),
+            nodes.append(CameraNode(context=context, namespace=ns,
+                                    parameter_overrides=params('camera_node')))
+        nodes.append(FerNode(context=context, namespace=ns, parameter_overrides=params('fer_node'),
                              cli_args=['--ros-args', '-r', f'image:={args.image_topic}']))
-        monitor = Monitor(args.output, args.quiet, context=context)
+        monitor = Monitor(args.output, args.quiet, context=context, namespace=ns)
         nodes.append(monitor)
         for node in nodes:
             executor.add_node(node)
