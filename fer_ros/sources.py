@@ -45,10 +45,16 @@ def _stamp(path: Path) -> tuple[int, int, int, int] | None:
 
 
 def _fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize to width x height when both are set (0 keeps the native size)."""
-    if width > 0 and height > 0 and (frame.shape[1], frame.shape[0]) != (width, height):
-        return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-    return frame
+    """Resize to width x height; one of them 0 keeps the aspect ratio, both 0 the native size."""
+    h, w = frame.shape[:2]
+    if width <= 0 and height <= 0:
+        return frame
+    width = width if width > 0 else max(round(w * height / h), 1)
+    height = height if height > 0 else max(round(h * width / w), 1)
+    if (w, h) == (width, height):
+        return frame
+    return cv2.resize(frame, (width, height),
+                      interpolation=cv2.INTER_AREA if width < w else cv2.INTER_LINEAR)
 
 
 class StillImage(FrameSource):

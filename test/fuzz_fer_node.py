@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     new_lines = fer.lines[lines_start:]
     code = fer.stop(signal.SIGINT) if alive else fer.proc.returncode
     good_answered = sum(f in answered for f in good_sent)
-    print(f'messages sent        {args.messages} in {elapsed:.1f} s ({args.messages / elapsed:.0f}/s), '
-          f'{len(good_sent)} of them good frames')
+    print(f'messages sent        {args.messages} in {elapsed:.1f} s '
+          f'({args.messages / elapsed:.0f}/s), {len(good_sent)} of them good frames')
     print(f'fer_node alive       {alive} (exit code {code} after SIGINT)')
     print(f'answered             {len(answered - {"final"})} messages, good frames '
           f'{good_answered}/{len(good_sent)}; final good frame answered: {"final" in answered}')

@@ -285,3 +285,40 @@ def test_a_result_never_mixes_two_models_during_swaps(graph, ros_context, astron
     assert len({m.model for m in rec.emotions}) == 2
     mixed = [m.model for m in rec.emotions if tuple(m.class_names) != classes[m.model]]
     assert not mixed, f'{len(mixed)} of {len(rec.emotions)} results mix two models'
+
+
+def test_integers_are_accepted_for_double_parameters(graph, ros_context):
+    _, add = graph
+    node = add(FerNode(context=ros_context, cli_args=[
+        '--ros-args', '-p', 'device:=cpu', '-p', 'rate:=4', '-p', 'smoothing:=0']))
+    assert node.get_parameter('rate').value == 4.0 and node._worker.max_rate == 4.0
+    assert node.get_parameter('smoothing').value == 0.0
+    assert node.set_parameters([Parameter('rate', value=3)])[0].successful
+    assert node.get_parameter('rate').value == 3.0 and node._worker.max_rate == 3.0
+    assert not node.set_parameters([Parameter('rate', value='fast')])[0].successful
+
+
+def test_a_parameter_set_to_its_value_does_not_rebuild_the_pipeline(graph, ros_context):
+    _, add = graph
+    node = add(fer_node(ros_context))
+    pipeline = node.pipeline
+    for name in ('model', 'device', 'detector_model', 'detection_threshold', 'max_faces'):
+        value = node.get_parameter(name).value
+        assert node.set_parameters([Parameter(name, value=value)])[0].successful
+    assert node.pipeline is pipeline
+    assert node.set_parameters([Parameter('max_faces', value=3)])[0].successful
+    assert node.pipeline is not pipeline and node.pipeline.detector.max_faces == 3
+
+
+def test_camera_node_accepts_use_sim_time_and_keeps_the_aspect_ratio(graph, ros_context):
+    executor, add = graph
+    camera = add(CameraNode(context=ros_context, parameter_overrides=[
+        Parameter('source', value='builtin:astronaut'), Parameter('width', value=256),
+        Parameter('fps', value=50)]))
+    assert camera.get_parameter('fps').value == 50.0
+    assert camera.set_parameters([Parameter('use_sim_time', value=True)])[0].successful
+    assert not camera.set_parameters([Parameter('width', value=100)])[0].successful
+    rec = add(Recorder(ros_context))
+    assert spin_until(executor, lambda: rec.raw)  # frames keep coming without a /clock
+    assert (rec.raw[0].width, rec.raw[0].height) == (256, 256)
+    assert rec.raw[0].header.stamp.sec == 0  # stamped with the (unset) simulation time

@@ -184,3 +184,9 @@ def test_unopenable_device_leaves_the_reporting_to_the_caller(capfd):
         with pytest.raises(SourceError, match='no such device'):
             open_source(spec)
     assert '[ WARN' not in capfd.readouterr().err  # OpenCV's retry warnings are silenced
+
+
+def test_one_output_side_keeps_the_aspect_ratio(images):
+    _, paths = images  # 30 x 20 pixels
+    assert open_source(str(paths[0]), width=60).read().shape == (40, 60, 3)
+    assert open_source(str(paths[0]), height=10).read().shape == (10, 15, 3)

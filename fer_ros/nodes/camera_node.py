@@ -4,12 +4,14 @@ from __future__ import annotations
 import time
 
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from fer_ros.image_conversion import ndarray_to_image
-from fer_ros.nodes.params import RELIABILITY, declare, image_qos, one_of
+from fer_ros.nodes.params import (RELIABILITY, accept_integers_for_doubles, declare, image_qos,
+                                  one_of)
 from fer_ros.nodes.spin import run_node
 from fer_ros.sources import FrameSource, SourceError, open_source
 
@@ -20,14 +22,15 @@ class CameraNode(Node):
     def __init__(self, **kwargs):
         super().__init__('camera_node', **kwargs)
         self._source: FrameSource | None = None
+        accept_integers_for_doubles(self)
         self.source_spec = declare(
             self, 'source', '0',
             'V4L2 index or /dev/videoN, video file, image file, folder or glob of images, '
             'or builtin:astronaut')
-        self.width = declare(self, 'width', 0, 'Output width in pixels (0 = native)',
-                             bounds=(0, 7680))
-        self.height = declare(self, 'height', 0, 'Output height in pixels (0 = native)',
-                              bounds=(0, 4320))
+        self.width = declare(self, 'width', 0, 'Output width in pixels (0 = native, or keep the '
+                             'aspect ratio when only height is set)', bounds=(0, 7680))
+        self.height = declare(self, 'height', 0, 'Output height in pixels (0 = native, or keep '
+                              'the aspect ratio when only width is set)', bounds=(0, 4320))
         self.fps = declare(self, 'fps', 30.0, 'Publishing rate in Hz', bounds=(0.1, 240.0))
         self.frame_id = declare(self, 'frame_id', 'camera_frame',
                                 'frame_id of the published images')
@@ -42,9 +45,12 @@ class CameraNode(Node):
         self._backoff_s = 0.5
         self._retry_at = 0.0
         self._failures = 0
-        self._timer = self.create_timer(1.0 / self.fps, self._tick)
+        # A steady timer: frames keep their pace under use_sim_time; stamps use the node clock.
+        self._timer = self.create_timer(1.0 / self.fps, self._tick,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.add_on_set_parameters_callback(lambda params: SetParametersResult(
-            successful=False, reason='camera_node parameters apply at start only; restart it'))
+            successful=all(p.name == 'use_sim_time' for p in params),
+            reason='camera_node parameters apply at start only (but use_sim_time); restart it'))
         self.get_logger().info(
             f"publishing '{self.source_spec}' on {self.publisher.topic_name} at {self.fps:g} Hz "
             f'({reliability}, frame_id {self.frame_id})')

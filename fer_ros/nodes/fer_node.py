@@ -22,7 +22,8 @@ from fer_ros.image_conversion import ImageConversionError, image_to_bgr8, ndarra
 from fer_ros.input_stats import InputStats
 from fer_ros.latest import LatestWorker
 from fer_ros.models import DEFAULT_MODEL
-from fer_ros.nodes.params import RELIABILITY, declare, image_qos, one_of
+from fer_ros.nodes.params import (RELIABILITY, accept_integers_for_doubles, declare, image_qos,
+                                  one_of)
 from fer_ros.nodes.spin import run_node
 from fer_ros.pipeline import FerPipeline, FrameResult, Stopwatch, annotate
 from fer_ros.tracking import FaceTracker
@@ -63,6 +64,7 @@ def _check_device(value: str) -> str | None:
 class FerNode(Node):
     def __init__(self, **kwargs):
         super().__init__('fer_node', **kwargs)
+        accept_integers_for_doubles(self)
         self.model = declare(self, 'model', DEFAULT_MODEL,
                              "Expression model: registry name, checkpoint (.pt) path, or an "
                              "ensemble of them written 'model_a+model_b'")
@@ -131,9 +133,10 @@ class FerNode(Node):
         self.create_timer(1.0, self._publish_diagnostics)
         if self.pipeline is not None:
             self.get_logger().info(
-                f"model {printable(self.model)} ({', '.join(self.pipeline.classifier.class_names)})"
-                f' on {self.pipeline.classifier.device}, detector {printable(self.detector_model)}'
-                f'; listening on {self.resolve_topic_name("image")} ({reliability}, depth {depth})')
+                f'model {printable(self.model)} '
+                f"({', '.join(self.pipeline.classifier.class_names)}) on "
+                f'{self.pipeline.classifier.device}, detector {printable(self.detector_model)}; '
+                f'listening on {self.resolve_topic_name("image")} ({reliability}, depth {depth})')
 
     def _build(self, model: str, device: str, detector_model: str, threshold: float,
                max_faces: int) -> FerPipeline:
@@ -151,7 +154,7 @@ class FerNode(Node):
         if 'device' in new and (reason := _check_device(new['device'])):
             return SetParametersResult(successful=False, reason=f'device: {reason}')
         rebuild = {'model', 'device', 'detector_model', 'detection_threshold', 'max_faces'}
-        if rebuild & new.keys():
+        if any(new[k] != getattr(self, k) for k in rebuild & new.keys()):
             config = dict(model=self.model, device=self.device,
                           detector_model=self.detector_model,
                           threshold=self.detection_threshold, max_faces=self.max_faces)

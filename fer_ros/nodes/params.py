@@ -12,6 +12,17 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 Validator = Callable[[Any], str | None]  # returns the reason a value is invalid, or None
 
 
+def accept_integers_for_doubles(node: Node) -> None:
+    """YAML files and `ros2 param set` write 3 for 3.0: make run-time changes of a double
+    parameter accept integers (start values are converted in declare)."""
+    def convert(params: list[Parameter]) -> list[Parameter]:
+        return [Parameter(p.name, value=float(p.value))
+                if p.type_ == Parameter.Type.INTEGER and node.has_parameter(p.name)
+                and node.get_parameter(p.name).type_ == Parameter.Type.DOUBLE else p
+                for p in params]
+    node.add_pre_set_parameters_callback(convert)
+
+
 def declare(node: Node, name: str, default: Any, description: str, *,
             bounds: tuple[float, float] | None = None,
             validate: Validator | None = None) -> Any:
@@ -31,6 +42,10 @@ def declare(node: Node, name: str, default: Any, description: str, *,
         else:
             descriptor.integer_range = [IntegerRange(
                 from_value=int(bounds[0]), to_value=int(bounds[1]), step=0)]
+    override = node._parameter_overrides.get(name)  # rclpy's start values (CLI, YAML)
+    if isinstance(default, float) and override is not None and \
+            override.type_ == Parameter.Type.INTEGER:
+        node._parameter_overrides[name] = Parameter(name, value=float(override.value))
     try:
         value = node.declare_parameter(name, default, descriptor).value
     except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
@@ -51,7 +66,8 @@ def one_of(*choices: str) -> Validator:
     return check
 
 
-RELIABILITY = {'best_effort': ReliabilityPolicy.BEST_EFFORT, 'reliable': ReliabilityPolicy.RELIABLE}
+RELIABILITY = {'best_effort': ReliabilityPolicy.BEST_EFFORT,
+               'reliable': ReliabilityPolicy.RELIABLE}
 
 
 def image_qos(reliability: str, depth: int) -> QoSProfile:
