@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from fer_ros.assets import asset_path
+from fer_ros.native_log import native_stderr_silenced
 
 DETECTOR_MODELS = {
     'full_range': 'face_detection_full_range_sparse.tflite',  # faces up to ~5 m, group photos
@@ -63,7 +64,11 @@ class FaceDetector:
             running_mode=vision.RunningMode.IMAGE,
             min_detection_confidence=min_confidence,
             min_suppression_threshold=min_suppression)
-        self._detector = vision.FaceDetector.create_from_options(options)
+        import mediapipe as mp
+        with native_stderr_silenced():  # ~55 lines of load-time notes; warm up while silent
+            self._detector = vision.FaceDetector.create_from_options(options)
+            self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                           data=np.zeros((64, 64, 3), np.uint8)))
         self.model = model
         self.min_confidence = min_confidence
         self.max_faces = max_faces
@@ -101,7 +106,8 @@ class FaceDetector:
 
     def close(self) -> None:
         if self._detector is not None:
-            self._detector.close()
+            with native_stderr_silenced():
+                self._detector.close()
             self._detector = None
 
     def __enter__(self) -> FaceDetector:

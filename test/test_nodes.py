@@ -105,7 +105,7 @@ def test_camera_and_fer_node_end_to_end(graph, ros_context, astronaut_bgr, tmp_p
     assert {m.faces[0].id for m in rec.emotions} == {0}  # one tracked face, one id
     assert fer._worker_threads == 1  # cpu_threads applied in the worker thread
     status = fer.diagnostics()
-    assert status.level == status.OK and status.name.startswith('fer_node')
+    assert status.level == status.OK and status.name.startswith('/fer_node: ')
     values = {kv.key: kv.value for kv in status.values}
     assert int(values['frames processed']) >= 3 and values['latency median (ms, last 5 s)'] != 'n/a'
     stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in rec.emotions}
@@ -322,3 +322,12 @@ def test_camera_node_accepts_use_sim_time_and_keeps_the_aspect_ratio(graph, ros_
     assert spin_until(executor, lambda: rec.raw)  # frames keep coming without a /clock
     assert (rec.raw[0].width, rec.raw[0].height) == (256, 256)
     assert rec.raw[0].header.stamp.sec == 0  # stamped with the (unset) simulation time
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without a GPU')
+def test_diagnostics_name_the_device_in_use_and_the_namespace(graph, ros_context):
+    _, add = graph
+    node = add(FerNode(context=ros_context, namespace='robot1'))  # device auto
+    status = node.diagnostics()
+    assert status.hardware_id == 'cpu' and status.name.startswith('/robot1/fer_node: ')
+    assert {kv.key: kv.value for kv in status.values}['device'] == 'cpu'

@@ -98,6 +98,11 @@ def mono(height, width, frame_id):
                  encoding='mono8', step=width, data=bytes(height * width))
 
 
+def test_start_up_is_quiet(fer_process):
+    start_up = fer_process.output.split(FER_READY)[0].splitlines()
+    assert len(start_up) <= 2, start_up  # MediaPipe/LiteRT's ~55 load-time lines are gone
+
+
 def test_frames_that_abort_mediapipe_do_not_kill_fer_node(fer_process, peer, good_image):
     for h, w in [(1, 32767), (32767, 1), (2, 40000), (100, 40000)]:
         msg = mono(h, w, f'strip {h}x{w}')

@@ -193,7 +193,8 @@ class FerNode(Node):
         recent = [t for t in list(self.timings) if now - t.done < 5.0]  # snapshot: worker appends
         totals = sorted(sum(t.stages_ms.values()) for t in recent)
         input_hz, loss = self.input.window(time.monotonic())
-        values = {'model': printable(self.model), 'device': self.device,
+        device = str(self.pipeline.classifier.device) if self.pipeline else self.device
+        values = {'model': printable(self.model), 'device': device,
                   'frames received': self.input.received,
                   'frames lost before arrival (estimated from stamps)': self.input.lost,
                   'input rate (Hz, last 5 s)': f'{input_hz:.1f}',
@@ -214,8 +215,8 @@ class FerNode(Node):
         else:
             level, message = DiagnosticStatus.OK, 'processing'
         return DiagnosticStatus(
-            level=level, name=f'{self.get_name()}: facial expression recognition',
-            message=message, hardware_id=self.device,
+            level=level, name=f'{self.get_fully_qualified_name()}: facial expression recognition',
+            message=message, hardware_id=device,
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
 
     def _publish_diagnostics(self) -> None:
