@@ -25,6 +25,7 @@ setup(
         'console_scripts': [
             'camera_node = fer_ros.nodes.camera_node:main',
             'fer_node = fer_ros.nodes.fer_node:main',
+            'fer_lifecycle_node = fer_ros.nodes.fer_lifecycle_node:main',
             'fer_bringup = fer_ros.nodes.bringup:main',
             'fer_benchmark = fer_ros.benchmark:main',
             'fer_fetch_models = fer_ros.assets:main',

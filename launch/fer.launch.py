@@ -4,15 +4,21 @@
   ros2 launch fer_ros fer.launch.py source:=/dev/video0 device:=cuda rate:=15.0
   ros2 launch fer_ros fer.launch.py use_camera:=false image:=/camera/color/image_raw
   ros2 launch fer_ros fer.launch.py namespace:=robot1    # /robot1/image_raw, /robot1/emotions
+  ros2 launch fer_ros fer.launch.py managed:=true        # fer_lifecycle_node, driven to active
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import (DeclareLaunchArgument, EmitEvent, OpaqueFunction,
+                            RegisterEventHandler, SetEnvironmentVariable)
 from launch.conditions import IfCondition
+from launch.events import matches_action
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
 
 from fer_ros.overrides import OVERRIDES, node_overrides
 
@@ -23,14 +29,23 @@ def _nodes(context):
                                 for o in OVERRIDES})
     image = LaunchConfiguration('image').perform(context)
     namespace = LaunchConfiguration('namespace').perform(context)
-    return [
-        Node(package='fer_ros', executable='camera_node', name='camera_node',
-             namespace=namespace, parameters=[params_file, overrides.get('camera_node', {})],
-             condition=IfCondition(LaunchConfiguration('use_camera')), output='screen'),
-        Node(package='fer_ros', executable='fer_node', name='fer_node', namespace=namespace,
-             parameters=[params_file, overrides.get('fer_node', {})],
-             remappings=[('image', image)], output='screen'),
-    ]
+    camera = Node(package='fer_ros', executable='camera_node', name='camera_node',
+                  namespace=namespace, parameters=[params_file, overrides.get('camera_node', {})],
+                  condition=IfCondition(LaunchConfiguration('use_camera')), output='screen')
+    fer = dict(package='fer_ros', name='fer_node', namespace=namespace,
+               parameters=[params_file, overrides.get('fer_node', {})],
+               remappings=[('image', image)], output='screen')
+    if LaunchConfiguration('managed').perform(context).lower() not in ('true', '1'):
+        return [camera, Node(executable='fer_node', **fer)]
+    managed = LifecycleNode(executable='fer_lifecycle_node', **fer)
+
+    def transition(id_):
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(managed),
+                                           transition_id=id_))
+    activate = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=managed, goal_state='inactive',
+        entities=[transition(Transition.TRANSITION_ACTIVATE)]))
+    return [camera, managed, activate, transition(Transition.TRANSITION_CONFIGURE)]
 
 
 def generate_launch_description():
@@ -48,6 +63,8 @@ def generate_launch_description():
                               description='image topic fer_node subscribes to'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='namespace of both nodes and their relative topics'),
+        DeclareLaunchArgument('managed', default_value='false',
+                              description='run fer_lifecycle_node and drive it to active'),
         *[DeclareLaunchArgument(o.name, default_value='',
                                 description=f'{o.help} (empty: value from params_file)')
           for o in OVERRIDES],

@@ -90,16 +90,18 @@ def test_launch_file_is_consistent():
         return next((k.value.value for k in call.keywords
                      if k.arg == name and isinstance(k.value, ast.Constant)), None)
 
-    executables = {kw(c, 'executable') for c in calls if getattr(c.func, 'id', '') == 'Node'}
+    executables = {kw(c, 'executable') for c in calls
+                   if getattr(c.func, 'id', '') in ('Node', 'LifecycleNode')}
     setup = (ROOT / 'setup.py').read_text()
-    assert executables == {'camera_node', 'fer_node'}
+    assert executables == {'camera_node', 'fer_node', 'fer_lifecycle_node'}
     assert all(f"'{e} = fer_ros.nodes.{e}:main'" in setup for e in executables)
     declared = {c.args[0].value for c in calls if getattr(c.func, 'id', '') ==
                 'DeclareLaunchArgument' and c.args and isinstance(c.args[0], ast.Constant)}
-    assert {'params_file', 'use_camera', 'image', 'namespace'} <= declared
+    assert {'params_file', 'use_camera', 'image', 'namespace', 'managed'} <= declared
     assert source.count('namespace=namespace') == 2
     assert 'o.name' in source and 'OVERRIDES' in source  # source, model, device, rate
     assert "remappings=[('image', image)]" in source
+    assert 'TRANSITION_CONFIGURE' in source and 'TRANSITION_ACTIVATE' in source
     assert 'def generate_launch_description' in source
     compile(source, 'fer.launch.py', 'exec')
     installed = share_dir() / 'launch' / 'fer.launch.py'

@@ -1,0 +1,331 @@
+"""What fer_node does, shared by the plain node (fer_node.py) and the managed one
+(fer_lifecycle_node.py): parameters, model loading, the image subscription feeding a
+newest-frame worker, outputs stamped with the input header, and /diagnostics."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import NamedTuple
+
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from fer_msgs.msg import FaceEmotion, FaceEmotionArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, RegionOfInterest
+
+from fer_ros.classifier import DEVICES, ExpressionClassifier
+from fer_ros.detection import FaceDetector
+from fer_ros.image_conversion import ImageConversionError, image_to_bgr8, ndarray_to_image
+from fer_ros.input_stats import InputStats
+from fer_ros.latest import LatestWorker
+from fer_ros.models import DEFAULT_MODEL
+from fer_ros.nodes.params import (RELIABILITY, accept_integers_for_doubles, declare, image_qos,
+                                  one_of)
+from fer_ros.pipeline import FerPipeline, FrameResult, Stopwatch, annotate
+from fer_ros.tracking import FaceTracker
+from fer_ros.wire_text import printable
+
+LOSS_WARN = 0.1  # WARN on /diagnostics above this fraction of input frames lost (last 5 s)
+_START_ONLY = ('image_reliability', 'image_depth')
+
+
+def to_msg(result: FrameResult, header, width: int, height: int, model: str) -> FaceEmotionArray:
+    """The message of one frame; model and class names must come from the same pipeline."""
+    msg = FaceEmotionArray(header=header, image_width=width, image_height=height, model=model,
+                           class_names=list(result.class_names))
+    for fe in result.faces:
+        f = fe.face
+        msg.faces.append(FaceEmotion(
+            id=fe.id,
+            roi=RegionOfInterest(x_offset=f.x, y_offset=f.y, width=f.width, height=f.height),
+            detection_confidence=f.score,
+            label=result.class_names[fe.label_index], label_index=fe.label_index,
+            label_probability=fe.probability,
+            probabilities=fe.probabilities.astype(float).tolist()))
+    return msg
+
+
+class FrameTiming(NamedTuple):
+    done: float                  # time.perf_counter() when the frame was published
+    faces: int
+    stages_ms: dict[str, float]  # convert, detect, classify, publish, annotate
+
+
+def _check_device(value: str) -> str | None:
+    if value in DEVICES or value.startswith('cuda:'):
+        return None
+    return f"must be one of {', '.join(DEVICES)} or cuda:N"
+
+
+class FerNodeBase(Node):
+    """Steps a node takes: declare_fer_parameters, load, open_outputs, start_input (and back:
+    stop_input, unload). The plain node takes them all at start; the managed one per
+    lifecycle transition."""
+
+    def declare_fer_parameters(self) -> None:
+        accept_integers_for_doubles(self)
+        self.model = declare(self, 'model', DEFAULT_MODEL,
+                             "Expression model: registry name, checkpoint (.pt) path, or an "
+                             "ensemble of them written 'model_a+model_b'")
+        self.device = declare(self, 'device', 'auto',
+                              'Compute device: auto (GPU if present), cpu, cuda or cuda:N',
+                              validate=_check_device)
+        self.detector_model = declare(
+            self, 'detector_model', 'full_range',
+            'MediaPipe face detector: full_range (far and group shots), short_range (faster, '
+            'within ~2 m) or a .tflite path')
+        self.rate = declare(self, 'rate', 0.0, 'Maximum processing rate in Hz (0 = every frame)',
+                            bounds=(0.0, 1000.0))
+        self.detection_threshold = declare(self, 'detection_threshold', 0.3,
+                                           'Minimum face detection confidence',
+                                           bounds=(0.0, 1.0))
+        self.max_faces = declare(self, 'max_faces', 0,
+                                 'Classify at most this many faces per frame (0 = all)',
+                                 bounds=(0, 100))
+        self.cpu_threads = declare(
+            self, 'cpu_threads', 1,
+            'CPU threads of the expression model (in the node\'s worker thread, one thread was '
+            'measured fastest for these small models)', bounds=(1, 256))
+        self._worker_threads = 0  # what the worker thread last applied
+        self.tta_flip = declare(self, 'tta_flip', False,
+                                'Also classify each mirrored face and average (about twice the '
+                                'classify time, slightly more accurate)')
+        self.smoothing = declare(
+            self, 'smoothing', 0.0,
+            "Temporal smoothing of each tracked face's probabilities: weight of its previous "
+            'value (0 = raw per-frame output)', bounds=(0.0, 0.95))
+        self.publish_annotated = declare(self, 'publish_annotated', True,
+                                         'Publish image_annotated with boxes and labels')
+        self.image_reliability = declare(
+            self, 'image_reliability', 'best_effort',
+            'QoS reliability of the image subscription (at start): best_effort accepts every '
+            'publisher; reliable only reliable ones, and has lost fragments resent',
+            validate=one_of(*RELIABILITY))
+        self.image_depth = declare(self, 'image_depth', 5,
+                                   'QoS history depth of the image subscription (at start); '
+                                   'only the newest frame is processed whatever the depth',
+                                   bounds=(1, 100))
+
+        self.tracker = FaceTracker(smoothing=self.smoothing)
+        self.pipeline: FerPipeline | None = None
+        self.load_error: str | None = 'not configured'
+        self.loaded = False  # models wanted: parameter changes (re)build the pipeline
+        self._load_lock = threading.Lock()
+        self.timings: collections.deque[FrameTiming] = collections.deque(maxlen=2000)
+        self.input = InputStats()
+        self._worker: LatestWorker | None = None
+        self._subscription = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def load(self) -> bool:
+        """Build the pipeline from the parameters; on failure log why and return False."""
+        self.loaded = True
+        try:
+            self.pipeline = self._build(self.model, self.device, self.detector_model,
+                                        self.detection_threshold, self.max_faces)
+            self.load_error = None
+            return True
+        except Exception as exc:  # whatever a model file does, the node stays up
+            self.load_error = printable(exc, 300)
+            self.get_logger().error(f'cannot start the FER pipeline: {self.load_error}')
+            return False
+
+    def unload(self) -> None:
+        self.loaded = False
+        with self._load_lock:
+            if self.pipeline is not None:
+                self.pipeline.detector.close()
+            self.pipeline, self.load_error = None, 'not configured'
+
+    def open_outputs(self, create_publisher) -> None:
+        """Publishers (made by ``create_publisher``: plain or lifecycle) and diagnostics."""
+        self.emotions_pub = create_publisher(FaceEmotionArray, 'emotions', 10)
+        self.annotated_pub = create_publisher(
+            Image, 'image_annotated', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+
+    def close_outputs(self, destroy_publisher) -> None:
+        self.destroy_timer(self._diagnostics_timer)
+        self.destroy_publisher(self.diagnostics_pub)
+        for publisher in (self.emotions_pub, self.annotated_pub):
+            destroy_publisher(publisher)
+
+    def start_input(self) -> None:
+        self._worker = LatestWorker(self._process, self.rate, name='fer_node-worker')
+        self._worker_threads = 0  # a new thread: cpu_threads is applied again
+        self._last_frame_in = time.monotonic()
+        self._subscription = self.create_subscription(
+            Image, 'image', self._on_image, image_qos(self.image_reliability, self.image_depth),
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
+        where = (f'listening on {self.resolve_topic_name("image")} '
+                 f'({self.image_reliability}, depth {self.image_depth})')
+        if self.pipeline is None:
+            self.get_logger().warning(f'{where}, but no model is loaded: frames are not '
+                                      'processed until model/device are fixed')
+        else:
+            self.get_logger().info(
+                f'model {printable(self.model)} '
+                f"({', '.join(self.pipeline.classifier.class_names)}) on "
+                f'{self.pipeline.classifier.device}, detector {printable(self.detector_model)}; '
+                f'{where}')
+
+    def stop_input(self) -> None:
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+
+    def _build(self, model: str, device: str, detector_model: str, threshold: float,
+               max_faces: int) -> FerPipeline:
+        classifier = ExpressionClassifier(model, device, self.tta_flip)
+        if classifier.device_warning:
+            self.get_logger().warning(classifier.device_warning)
+        detector = FaceDetector(detector_model, threshold, max_faces)
+        return FerPipeline(detector, classifier, self.tracker)
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        new = {p.name: p.value for p in params}
+        if start_only := [n for n in _START_ONLY if n in new]:
+            return SetParametersResult(successful=False,
+                                       reason=f'{", ".join(start_only)} apply at start only')
+        if 'device' in new and (reason := _check_device(new['device'])):
+            return SetParametersResult(successful=False, reason=f'device: {reason}')
+        rebuild = {'model', 'device', 'detector_model', 'detection_threshold', 'max_faces'}
+        if self.loaded and any(new[k] != getattr(self, k) for k in rebuild & new.keys()):
+            config = dict(model=self.model, device=self.device,
+                          detector_model=self.detector_model,
+                          threshold=self.detection_threshold, max_faces=self.max_faces)
+            config.update({('threshold' if k == 'detection_threshold' else k): v
+                           for k, v in new.items() if k in rebuild})
+            try:
+                pipeline = self._build(**config)
+            except Exception as exc:  # no value or file may take the node down
+                return SetParametersResult(successful=False, reason=printable(exc, 300))
+            old, self.pipeline, self.load_error = self.pipeline, pipeline, None
+            self.model, self.device = config['model'], config['device']
+            self.detector_model = config['detector_model']
+            self.detection_threshold, self.max_faces = config['threshold'], config['max_faces']
+            if old is not None:
+                with self._load_lock:
+                    old.detector.close()
+            self.get_logger().info(
+                f'now using model {printable(self.model)} on {pipeline.classifier.device}')
+        if 'cpu_threads' in new:
+            self.cpu_threads = new['cpu_threads']
+        if 'smoothing' in new:
+            self.tracker.smoothing = self.smoothing = new['smoothing']
+        if 'tta_flip' in new:
+            self.tta_flip = new['tta_flip']
+            if self.pipeline is not None:
+                self.pipeline.classifier.tta_flip = self.tta_flip
+        for name in ('model', 'device', 'detector_model', 'detection_threshold', 'max_faces'):
+            if name in new and not self.loaded:  # applied when the models are loaded
+                setattr(self, name, new[name])
+        if 'rate' in new:
+            self.rate = new['rate']
+            if self._worker is not None:
+                self._worker.max_rate = self.rate
+        if 'publish_annotated' in new:
+            self.publish_annotated = new['publish_annotated']
+        return SetParametersResult(successful=True)
+
+    def diagnostics(self) -> DiagnosticStatus:
+        """Health of the node: model state, input freshness and loss, throughput, latency."""
+        now = time.perf_counter()
+        recent = [t for t in list(self.timings) if now - t.done < 5.0]  # snapshot: worker appends
+        totals = sorted(sum(t.stages_ms.values()) for t in recent)
+        input_hz, loss = self.input.window(time.monotonic())
+        device = str(self.pipeline.classifier.device) if self.pipeline else self.device
+        worker = self._worker
+        values = {'model': printable(self.model), 'device': device,
+                  'frames received': self.input.received,
+                  'frames lost before arrival (estimated from stamps)': self.input.lost,
+                  'input rate (Hz, last 5 s)': f'{input_hz:.1f}',
+                  'input loss (%, last 5 s)': f'{100 * loss:.1f}',
+                  'frames processed': worker.processed if worker else 0,
+                  'frames skipped (newer frame arrived)': worker.dropped if worker else 0,
+                  'processing rate (Hz, last 5 s)': f'{len(recent) / 5.0:.1f}',
+                  'latency median (ms, last 5 s)':
+                      f'{totals[len(totals) // 2]:.1f}' if totals else 'n/a'}
+        if self.pipeline is None:
+            level, message = DiagnosticStatus.ERROR, f'no model loaded: {self.load_error}'
+        elif self._subscription is None:
+            level, message = DiagnosticStatus.OK, 'inactive: configured, not subscribed'
+        elif time.monotonic() - self._last_frame_in > 5.0:
+            level, message = DiagnosticStatus.WARN, 'no image received for 5 s'
+        elif loss > LOSS_WARN:
+            level, message = DiagnosticStatus.WARN, (
+                f'{100 * loss:.0f} % of input frames lost before arrival (last 5 s); see the '
+                "README's transport section")
+        else:
+            level, message = DiagnosticStatus.OK, 'processing'
+        return DiagnosticStatus(
+            level=level, name=f'{self.get_fully_qualified_name()}: facial expression recognition',
+            message=message, hardware_id=device,
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+
+    def _publish_diagnostics(self) -> None:
+        array = DiagnosticArray(status=[self.diagnostics()])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def _on_image(self, msg: Image) -> None:
+        self._last_frame_in = time.monotonic()
+        self.input.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, self._last_frame_in)
+        self._worker.submit(msg)
+
+    def _on_incompatible(self, event) -> None:
+        self.get_logger().warning(
+            f'an image publisher offers QoS this subscription cannot accept (policy '
+            f'{event.last_policy_kind.name}); its frames are not received. A best-effort camera '
+            'needs image_reliability best_effort', throttle_duration_sec=10.0)
+
+    def _process(self, msg: Image) -> None:
+        if self._worker_threads != self.cpu_threads:  # per-thread setting: apply it here
+            torch.set_num_threads(self.cpu_threads)
+            self._worker_threads = self.cpu_threads
+        try:
+            self.process_frame(msg)
+        except ImageConversionError as exc:
+            self.get_logger().warning(f'skipping image: {exc}', throttle_duration_sec=5.0)
+        except Exception as exc:  # keep serving frames whatever one frame does
+            if self.context.ok():  # at shutdown, publishing fails quietly
+                self.get_logger().error(
+                    f'frame failed: {type(exc).__name__}: {printable(exc, 300)}',
+                    throttle_duration_sec=5.0)
+
+    def process_frame(self, msg: Image) -> None:
+        """Process one image now, in the caller's thread (the worker calls this).
+        Raises ImageConversionError for an image it cannot read."""
+        watch = Stopwatch()
+        image = image_to_bgr8(msg)
+        watch.lap('convert')
+        with self._load_lock:  # a model swap or unload closes the old pipeline under this lock
+            pipeline = self.pipeline
+            if pipeline is None:
+                self.get_logger().error(f'no expression model loaded: {self.load_error}',
+                                        throttle_duration_sec=10.0)
+                return
+            result = pipeline.process(image, watch)
+        out = to_msg(result, msg.header, image.shape[1], image.shape[0],
+                     pipeline.classifier.model.name)
+        self.emotions_pub.publish(out)
+        watch.lap('publish')
+        if self.publish_annotated and self.annotated_pub.get_subscription_count() > 0:
+            annotated = annotate(image, result)
+            watch.lap('annotate')
+            self.annotated_pub.publish(ndarray_to_image(annotated, 'bgr8', msg.header))
+            watch.lap('publish')
+        self.timings.append(FrameTiming(time.perf_counter(), len(result.faces), watch.timings_ms))
+
+    def destroy_node(self) -> None:
+        self.stop_input()
+        self.unload()
+        super().destroy_node()
