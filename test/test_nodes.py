@@ -331,3 +331,26 @@ def test_diagnostics_name_the_device_in_use_and_the_namespace(graph, ros_context
     status = node.diagnostics()
     assert status.hardware_id == 'cpu' and status.name.startswith('/robot1/fer_node: ')
     assert {kv.key: kv.value for kv in status.values}['device'] == 'cpu'
+
+
+def test_compressed_input_from_image_transport_topics(graph, ros_context, astronaut_bgr, capfd):
+    from sensor_msgs.msg import CompressedImage
+
+    from fer_ros.compressed import encode_compressed
+    executor, add = graph
+    add(FerNode(context=ros_context, parameter_overrides=[
+        Parameter('device', value='cpu'), Parameter('image_transport', value='compressed')],
+        cli_args=['--ros-args', '-r', 'image:=image_raw']))
+    rec = add(Recorder(ros_context))
+    pub = add(Node('driver', context=ros_context)).create_publisher(
+        CompressedImage, 'image_raw/compressed', qos_profile_sensor_data)
+    bad = CompressedImage(header=Header(frame_id='bad'), format='jpeg', data=b'\xff\xd8junk')
+    for _ in range(3):
+        pub.publish(bad)
+        spin_until(executor, lambda: False, timeout=0.2)
+    data, fmt = encode_compressed(astronaut_bgr)
+    good = CompressedImage(header=Header(frame_id='cam'), format=fmt, data=data)
+    msg = publish_until_emotions(executor, pub, good, rec)
+    assert msg.header.frame_id == 'cam' and (msg.image_width, msg.image_height) == (512, 512)
+    assert msg.faces[0].label == 'happy'
+    assert 'skipping image' in capfd.readouterr().err

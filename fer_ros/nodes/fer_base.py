@@ -15,9 +15,10 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image, RegionOfInterest
+from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 
 from fer_ros.classifier import DEVICES, ExpressionClassifier
+from fer_ros.compressed import decode_compressed
 from fer_ros.detection import FaceDetector
 from fer_ros.image_conversion import ImageConversionError, image_to_bgr8, ndarray_to_image
 from fer_ros.input_stats import InputStats
@@ -30,7 +31,7 @@ from fer_ros.tracking import FaceTracker
 from fer_ros.wire_text import printable
 
 LOSS_WARN = 0.1  # WARN on /diagnostics above this fraction of input frames lost (last 5 s)
-_START_ONLY = ('image_reliability', 'image_depth')
+_START_ONLY = ('image_reliability', 'image_depth', 'image_transport')
 
 
 def to_msg(result: FrameResult, header, width: int, height: int, model: str) -> FaceEmotionArray:
@@ -110,6 +111,12 @@ class FerNodeBase(Node):
                                    'only the newest frame is processed whatever the depth',
                                    bounds=(1, 100))
 
+        self.image_transport = declare(
+            self, 'image_transport', 'raw',
+            "Input (at start): raw (sensor_msgs/Image on image) or compressed "
+            "(sensor_msgs/CompressedImage jpeg/png on image/compressed, as image_transport's "
+            'compressed plugin publishes)', validate=one_of('raw', 'compressed'))
+
         self.tracker = FaceTracker(smoothing=self.smoothing)
         self.pipeline: FerPipeline | None = None
         self.load_error: str | None = 'not configured'
@@ -159,11 +166,14 @@ class FerNodeBase(Node):
         self._worker = LatestWorker(self._process, self.rate, name='fer_node-worker')
         self._worker_threads = 0  # a new thread: cpu_threads is applied again
         self._last_frame_in = time.monotonic()
+        compressed = self.image_transport == 'compressed'
+        topic = self.resolve_topic_name('image') + ('/compressed' if compressed else '')
         self._subscription = self.create_subscription(
-            Image, 'image', self._on_image, image_qos(self.image_reliability, self.image_depth),
+            CompressedImage if compressed else Image, topic, self._on_image,
+            image_qos(self.image_reliability, self.image_depth),
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
-        where = (f'listening on {self.resolve_topic_name("image")} '
-                 f'({self.image_reliability}, depth {self.image_depth})')
+        where = f'listening on {topic} ({self.image_reliability}, depth {self.image_depth})'
+
         if self.pipeline is None:
             self.get_logger().warning(f'{where}, but no model is loaded: frames are not '
                                       'processed until model/device are fixed')
@@ -276,7 +286,7 @@ class FerNodeBase(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         self._last_frame_in = time.monotonic()
         self.input.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, self._last_frame_in)
         self._worker.submit(msg)
@@ -301,11 +311,12 @@ class FerNodeBase(Node):
                     f'frame failed: {type(exc).__name__}: {printable(exc, 300)}',
                     throttle_duration_sec=5.0)
 
-    def process_frame(self, msg: Image) -> None:
+    def process_frame(self, msg: Image | CompressedImage) -> None:
         """Process one image now, in the caller's thread (the worker calls this).
         Raises ImageConversionError for an image it cannot read."""
         watch = Stopwatch()
-        image = image_to_bgr8(msg)
+        image = (decode_compressed(msg.data, msg.format) if isinstance(msg, CompressedImage)
+                 else image_to_bgr8(msg))
         watch.lap('convert')
         with self._load_lock:  # a model swap or unload closes the old pipeline under this lock
             pipeline = self.pipeline
