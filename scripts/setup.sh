@@ -52,4 +52,19 @@ if ! fresh fer_ros "$key"; then
   stamp fer_ros "$key"
 fi
 
+# ros2 run and launch_ros's Node look executables up in <prefix>/lib/fer_ros (setup.cfg's
+# install_scripts, which colcon honours and pip ignores): link every console script there.
+libexec="$VENV/lib/fer_ros"
+scripts=" $("$PY" -c "from importlib.metadata import distribution as d; print(' '.join(sorted(
+  e.name for e in d('fer_ros').entry_points.select(group='console_scripts'))))") "
+mkdir -p "$libexec"
+for link in "$libexec"/*; do  # links of scripts that fer_ros no longer has
+  if [ -L "$link" ] && [[ "$scripts" != *" ${link##*/} "* ]]; then rm -f "$link"; fi
+done
+for name in $scripts; do
+  if [ "$(readlink "$libexec/$name")" != "../../bin/$name" ]; then
+    ln -sfn "../../bin/$name" "$libexec/$name"
+  fi
+done
+
 "$VENV/bin/fer_fetch_models" >/dev/null
