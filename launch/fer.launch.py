@@ -14,13 +14,23 @@ from launch.actions import (DeclareLaunchArgument, EmitEvent, OpaqueFunction,
                             RegisterEventHandler, SetEnvironmentVariable)
 from launch.conditions import IfCondition
 from launch.events import matches_action
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
 from fer_ros.overrides import OVERRIDES, node_overrides
+
+PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
+LEGACY_PROFILE_VARIABLE = 'FASTRTPS_DEFAULT_PROFILES_FILE'  # still read by rmw_fastrtps
+
+
+def _transport_profile(context, profile):
+    """fer_ros's Fast DDS profile for the nodes, unless the user chose one."""
+    if PROFILE_VARIABLE in context.environment or LEGACY_PROFILE_VARIABLE in context.environment:
+        return []
+    return [SetEnvironmentVariable(PROFILE_VARIABLE, profile)]
 
 
 def _nodes(context):
@@ -51,10 +61,8 @@ def _nodes(context):
 def generate_launch_description():
     config = os.path.join(get_package_share_directory('fer_ros'), 'config')
     default_params = os.path.join(config, 'fer.yaml')
-    profile = 'FASTDDS_DEFAULT_PROFILES_FILE'
     return LaunchDescription([
-        SetEnvironmentVariable(profile, EnvironmentVariable(
-            profile, default_value=os.path.join(config, 'fastdds.xml'))),
+        OpaqueFunction(function=_transport_profile, args=[os.path.join(config, 'fastdds.xml')]),
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='YAML file with camera_node and fer_node parameters'),
         DeclareLaunchArgument('use_camera', default_value='true',
