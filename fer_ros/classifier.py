@@ -1,6 +1,7 @@
 """Facial expression classification of detected faces with a PyTorch model."""
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -8,8 +9,10 @@ import torch
 
 from fer_ros.models import DEFAULT_MODEL, Ensemble, load_ensemble
 from fer_ros.preprocess import face_batch
+from fer_ros.untrusted import quoted
 
 DEVICES = ('auto', 'cpu', 'cuda')
+_DEVICE = re.compile(r'auto|cpu|cuda(?::([0-9]{1,4}))?')  # parsed here, not by torch.device
 
 
 class DeviceError(RuntimeError):
@@ -18,23 +21,26 @@ class DeviceError(RuntimeError):
 
 def resolve_device(name: str) -> tuple[torch.device, str | None]:
     """Map 'auto' | 'cpu' | 'cuda[:N]' to a torch device; also return a fallback warning, if any."""
+    match = _DEVICE.fullmatch(name)
+    if match is None:
+        raise DeviceError(f"unknown device {quoted(name)}; use one of {', '.join(DEVICES)} "
+                          'or cuda:N')
     if name == 'cpu':
         return torch.device('cpu'), None
     if name == 'auto':
         if torch.cuda.is_available():
             return torch.device('cuda'), None
         return torch.device('cpu'), 'device auto: no CUDA GPU available, running on the CPU'
-    if name == 'cuda' or name.startswith('cuda:'):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"device '{name}' requested but no CUDA GPU is available "
-                              f'(torch {torch.__version__}, built with CUDA: '
-                              f'{torch.version.cuda or "no"}); use cpu or auto')
-        index = torch.device(name).index or 0
-        if index >= torch.cuda.device_count():
-            raise DeviceError(f"device '{name}' requested but only "
-                              f'{torch.cuda.device_count()} CUDA device(s) exist')
-        return torch.device(name), None
-    raise DeviceError(f"unknown device '{name}'; use one of {', '.join(DEVICES)} or cuda:N")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"device '{name}' requested but no CUDA GPU is available "
+                          f'(torch {torch.__version__}, built with CUDA: '
+                          f'{torch.version.cuda or "no"}); use cpu or auto')
+    if match[1] is None:
+        return torch.device('cuda'), None
+    if int(match[1]) >= torch.cuda.device_count():
+        raise DeviceError(f"device '{name}' requested but only "
+                          f'{torch.cuda.device_count()} CUDA device(s) exist')
+    return torch.device('cuda', int(match[1])), None
 
 
 def probabilities(module: torch.nn.Module, x: torch.Tensor,

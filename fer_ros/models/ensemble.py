@@ -7,12 +7,16 @@ member sees faces exactly as it was trained. Members may have different class se
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from fer_ros.untrusted import quoted
+
+from .checkpoint_check import MAX_PARAMETERS
 from .registry import EXPRESSIONS, LoadedModel, ModelError, get_spec, load_model
+
+MAX_MEMBERS = 16  # the registered ensembles have up to 5
 
 
 def average_by_name(member_probs: Sequence[np.ndarray], member_classes: Sequence[Sequence[str]],
@@ -86,11 +90,27 @@ def list_ensembles() -> list[EnsembleSpec]:
 
 def load_ensemble(name: str) -> Ensemble:
     """Load one model, a registered ensemble, or 'a+b' of model names, checkpoint paths and
-    registered ensembles (an ensemble adds all its members)."""
-    parts = (name,) if '+' not in name or Path(name).is_file() else \
-        tuple(p.strip() for p in name.split('+'))
+    registered ensembles (an ensemble adds all its members).
+
+    At most MAX_MEMBERS members with MAX_PARAMETERS parameters together.
+    """
+    if '+' in name:  # a checkpoint file may have a '+' in its name
+        try:
+            return Ensemble(name, [load_model(name)])
+        except ModelError:
+            pass  # fail below as if no such file existed: errors tell nothing about paths
+    parts = tuple(p.strip() for p in name.split('+')) if '+' in name else (name,)
     if not all(parts):
-        raise ModelError(f"bad ensemble '{name}': write members as 'model_a+model_b'")
+        raise ModelError(f"bad ensemble {quoted(name)}: write members as 'model_a+model_b'")
     members = [m for part in parts
                for m in (_ENSEMBLES[part].members if part in _ENSEMBLES else (part,))]
-    return Ensemble(name, [load_model(m) for m in members])
+    if len(members) > MAX_MEMBERS:
+        raise ModelError(f'ensemble {quoted(name)} has {len(members)} members; at most '
+                         f'{MAX_MEMBERS}')
+    loaded, parameters = [], 0
+    for member in members:
+        loaded.append(load_model(member))
+        parameters += sum(t.numel() for t in loaded[-1].module.state_dict().values())
+        if parameters > MAX_PARAMETERS:
+            raise ModelError(f'ensemble {quoted(name)} has over {MAX_PARAMETERS:,} parameters')
+    return Ensemble(name, loaded)

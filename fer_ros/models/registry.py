@@ -15,7 +15,10 @@ import torch
 from torch import nn
 
 from fer_ros.preprocess import InputSpec
+from fer_ros.untrusted import quoted
 
+from .checkpoint_check import (MAX_CHECKPOINT_BYTES, check_arch_kwargs, check_spec,
+                               check_weights, read_torch_zip)
 from .cnn import FerCNN, ResNetSmall
 from .mini_xception import MiniXception
 
@@ -78,20 +81,32 @@ def list_models() -> list[ModelSpec]:
     return [spec for spec, _ in _REGISTRY.values()]
 
 
+def _unknown_model(name: str) -> ModelError:
+    from .ensemble import list_ensembles  # (ensemble imports this module)
+    return ModelError(
+        f'unknown model {quoted(name)}: not a registered model nor a readable fer_ros '
+        f'checkpoint (a torch zip file of at most {MAX_CHECKPOINT_BYTES >> 20} MB written by '
+        f"fer_train); models: {', '.join(_REGISTRY)}; "
+        f"ensembles: {', '.join(e.name for e in list_ensembles())}")
+
+
 def get_spec(name: str) -> ModelSpec:
+    if name not in _REGISTRY:
+        raise _unknown_model(name)
+    return _REGISTRY[name][0]
+
+
+def _bad_checkpoint(path: Path, reason: Exception) -> ModelError:
+    return ModelError(f'{quoted(str(path))}: bad fer_ros checkpoint: {reason}')
+
+
+def _spec_from_dict(data: object, path: Path) -> ModelSpec:
     try:
-        return _REGISTRY[name][0]
-    except KeyError:
-        raise ModelError(f"unknown model '{name}'; registered: {', '.join(_REGISTRY)}; "
-                         'or give the path of a checkpoint (.pt)') from None
-
-
-def _spec_from_dict(data: dict, name: str) -> ModelSpec:
-    return ModelSpec(name=data.get('name', name), architecture=data['architecture'],
-                     input=InputSpec(**data['input']), class_names=tuple(data['class_names']),
-                     weights=data.get('weights', name), license=data.get('license', 'unknown'),
-                     arch_kwargs=dict(data.get('arch_kwargs', {})),
-                     metrics=dict(data.get('metrics', {})))
+        spec = ModelSpec(**check_spec(data, path.stem))
+        check_arch_kwargs(ARCHITECTURES[spec.architecture], spec.arch_kwargs)
+    except (ValueError, ModelError) as exc:
+        raise _bad_checkpoint(path, exc) from None
+    return spec
 
 
 def _half_if_finite(tensor: torch.Tensor) -> torch.Tensor:
@@ -113,14 +128,15 @@ def save_checkpoint(path: str | Path, module: nn.Module, spec: ModelSpec, **extr
 
 
 def _read_checkpoint(path: Path) -> dict:
+    """The dict of a fer_ros checkpoint file. Whatever makes a file unusable (missing, a
+    folder or device, unreadable, too big, not a fer_ros checkpoint), the error is the same:
+    it tells nothing about arbitrary paths."""
     try:
-        data = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"checkpoint '{path}' does not exist") from None
-    except Exception as exc:  # torch raises many kinds for a corrupt file
-        raise ModelError(f"cannot read checkpoint '{path}': {exc}") from exc
+        data = read_torch_zip(str(path))
+    except Exception:  # torch raises many kinds for a hostile file
+        data = None
     if not isinstance(data, dict) or data.get('format') != CHECKPOINT_FORMAT:
-        raise ModelError(f"'{path}' is not a fer_ros checkpoint ({CHECKPOINT_FORMAT})")
+        raise _unknown_model(str(path))
     return data
 
 
@@ -138,20 +154,27 @@ def record_metrics(path: str | Path, metrics: dict) -> dict:
 def register_checkpoints(directory: Path) -> None:
     """Register every checkpoint of a folder under the name its spec carries."""
     for path in sorted(directory.glob('*.pt')):
-        spec = _spec_from_dict(_read_checkpoint(path)['spec'], path.stem)
+        spec = _spec_from_dict(_read_checkpoint(path).get('spec'), path)
         register_model(spec, lambda path=path: load_checkpoint(path).module)
 
 
 def load_checkpoint(path: str | Path) -> LoadedModel:
+    """Load a checkpoint file (CPU, eval mode); everything in it is checked first, and its
+    parameters are counted on the meta device before any weight is allocated."""
     path = Path(path)
     data = _read_checkpoint(path)
-    spec = _spec_from_dict(data['spec'], path.stem)
-    module = ARCHITECTURES[spec.architecture](
-        num_classes=len(spec.class_names), in_channels=spec.input.channels, **spec.arch_kwargs)
+    spec = _spec_from_dict(data.get('spec'), path)
+    build = ARCHITECTURES[spec.architecture]
+    kwargs = dict(num_classes=len(spec.class_names), in_channels=spec.input.channels,
+                  **spec.arch_kwargs)
+    with torch.device('meta'):
+        expected = build(**kwargs).state_dict()
     try:
+        check_weights(data.get('state_dict'), expected)
+        module = build(**kwargs)
         module.load_state_dict(data['state_dict'])
-    except RuntimeError as exc:
-        raise ModelError(f"'{path}': weights do not fit {spec.architecture}: {exc}") from exc
+    except (ValueError, RuntimeError) as exc:
+        raise _bad_checkpoint(path, exc) from None
     return LoadedModel(spec, module.eval())
 
 
@@ -160,7 +183,4 @@ def load_model(name_or_path: str) -> LoadedModel:
     if name_or_path in _REGISTRY:
         spec, build = _REGISTRY[name_or_path]
         return LoadedModel(spec, build().eval())
-    if name_or_path.endswith(('.pt', '.pth')) or Path(name_or_path).is_file():
-        return load_checkpoint(name_or_path)
-    get_spec(name_or_path)  # raises with the list of names
-    raise AssertionError('unreachable')
+    return load_checkpoint(name_or_path)
