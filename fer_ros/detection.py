@@ -1,14 +1,16 @@
 """Face detection with the MediaPipe Tasks face detector (BlazeFace models)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from fer_ros.assets import asset_path
 from fer_ros.native_log import native_stderr_silenced
+from fer_ros.untrusted import quoted, read_regular_file
 
 DETECTOR_MODELS = {
     'full_range': 'face_detection_full_range_sparse.tflite',  # faces up to ~5 m, group photos
@@ -37,6 +39,80 @@ class Face:
 # MediaPipe aborts the process (no exception) on any side >= 32767 px.
 DETECT_MAX_SIDE = 1920
 
+MAX_DETECTOR_BYTES = 64 << 20  # the BlazeFace models are 0.2 and 0.7 MB
+MAX_DETECTOR_MB = 256          # memory MediaPipe may take for a model (BlazeFace: about 90 MB)
+PROBE_ADDRESS_SPACE_MB = 2048  # the probe's address space beyond its start (BlazeFace: 460)
+PROBE_SECONDS = 60
+
+
+class DetectorModelError(FileNotFoundError, ValueError):
+    """A detector model that is no known name nor a readable .tflite file: one type and one
+    message whatever the reason, so that errors tell nothing about arbitrary paths."""
+
+
+def _read_tflite(model: str) -> bytes:
+    try:
+        content = read_regular_file(model, MAX_DETECTOR_BYTES)
+    except (OSError, ValueError):
+        content = b''
+    if content[4:8] != b'TFL3':  # the FlatBuffer file identifier of TFLite models
+        raise DetectorModelError(
+            f'face detector model {quoted(str(model))} is neither '
+            f"{' nor '.join(DETECTOR_MODELS)} nor a readable .tflite file (a TFLite model of "
+            f'at most {MAX_DETECTOR_BYTES >> 20} MB)')
+    return content
+
+
+# Run by a child process: MediaPipe loads the model from stdin and detects on a blank image,
+# with PROBE_ADDRESS_SPACE_MB (argv[1]) more address space than it started with; the last
+# line printed is the peak memory growth in MB and MediaPipe's error, if any.
+_PROBE = '''
+import resource, sys
+import numpy as np, mediapipe as mp
+from mediapipe.tasks.python import BaseOptions, vision
+try:
+    with open('/proc/self/oom_score_adj', 'w') as f:
+        f.write('1000')  # should memory run out, this process goes first
+except OSError:
+    pass
+model = sys.stdin.buffer.read()
+with open('/proc/self/statm') as f:
+    limit = int(f.read().split()[0]) * resource.getpagesize() + (int(sys.argv[1]) << 20)
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+before, error = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, ''
+try:
+    options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_buffer=model))
+    with vision.FaceDetector.create_from_options(options) as detector:
+        detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                 data=np.zeros((256, 256, 3), np.uint8)))
+except Exception as exc:
+    error = ' '.join(str(exc).split())
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10, error)
+'''
+
+
+def _probe_tflite(content: bytes, shown: str) -> None:
+    """Refuse a TFLite model that MediaPipe cannot run as a face detector, that takes over
+    MAX_DETECTOR_MB, or that kills the process: tried in a child process (1-2 s)."""
+    try:
+        child = subprocess.run([sys.executable, '-c', _PROBE, str(PROBE_ADDRESS_SPACE_MB)],
+                               input=content, capture_output=True, timeout=PROBE_SECONDS)
+    except subprocess.TimeoutExpired:
+        reason = f'MediaPipe took over {PROBE_SECONDS} s to detect on a blank image'
+    else:
+        last = child.stdout.decode('utf-8', 'replace').rstrip('\n').rpartition('\n')[2]
+        peak, _, error = last.partition(' ')
+        if child.returncode != 0 or not peak.isdigit():
+            reason = (f'MediaPipe died on it (exit status {child.returncode}) within '
+                      f'{PROBE_ADDRESS_SPACE_MB} MB more address space')
+        elif int(peak) > MAX_DETECTOR_MB:
+            reason = f'MediaPipe takes {peak} MB for it, over {MAX_DETECTOR_MB} MB'
+        elif error:
+            reason = ''.join(c if c.isprintable() else '?' for c in error[:300])
+        else:
+            return
+    raise ValueError(f'{shown} is not a usable face detector: {reason}')
+
 
 class FaceDetector:
     """Detect faces in RGB images of any size.
@@ -54,13 +130,13 @@ class FaceDetector:
             raise ValueError(f'min_confidence must be in [0, 1], got {min_confidence}')
         if max_faces < 0:
             raise ValueError(f'max_faces must be >= 0, got {max_faces}')
-        path = asset_path(DETECTOR_MODELS[model]) if model in DETECTOR_MODELS else Path(model)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"face detector model '{model}' is neither {' nor '.join(DETECTOR_MODELS)} "
-                'nor an existing .tflite file')
+        if model in DETECTOR_MODELS:
+            content = asset_path(DETECTOR_MODELS[model]).read_bytes()
+        else:
+            content = _read_tflite(model)
+            _probe_tflite(content, quoted(str(model)))
         options = vision.FaceDetectorOptions(
-            base_options=BaseOptions(model_asset_path=str(path)),
+            base_options=BaseOptions(model_asset_buffer=content),
             running_mode=vision.RunningMode.IMAGE,
             min_detection_confidence=min_confidence,
             min_suppression_threshold=min_suppression)

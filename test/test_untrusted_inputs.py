@@ -1,6 +1,6 @@
-"""fer_node's model and device parameters can be set by anyone on the ROS graph: no value,
-file content or device string may take the process down or raise anything but the
-project's own errors, and no error may tell whether an arbitrary path exists."""
+"""fer_node's model, detector_model and device parameters can be set by anyone on the ROS
+graph: no value, file content or device string may take the process down or raise anything
+but the project's own errors, and no error may tell whether an arbitrary path exists."""
 import os
 import shutil
 import subprocess
@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from fer_ros.classifier import DeviceError, ExpressionClassifier, resolve_device
+from fer_ros.detection import FaceDetector
 from fer_ros.models import (InputSpec, ModelError, ModelSpec, list_ensembles, list_models,
                             load_ensemble, save_checkpoint)
 from fer_ros.models.cnn import FerCNN
@@ -303,3 +304,99 @@ def test_well_formed_cuda_devices_without_a_gpu(device):
 def test_a_cuda_index_past_the_devices():
     with pytest.raises(DeviceError, match='CUDA device'):
         resolve_device(f'cuda:{torch.cuda.device_count()}')
+
+
+# ---------------------------------------------------------------- detector_model
+
+def _tflite(input_shape: list[int], outputs: int) -> bytes:
+    """A valid TFLite model that is no face detector: uint8 input, `outputs` ADD outputs."""
+    import flatbuffers
+    from mediapipe.tasks.metadata import schema_py_generated as tfl
+
+    def tensor(name: str):
+        t = tfl.TensorT()
+        t.shape, t.type, t.buffer, t.name = input_shape, tfl.TensorType.UINT8, 0, name
+        t.quantization = tfl.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = [1.0], [0]
+        return t
+
+    add = tfl.OperatorCodeT()
+    add.builtinCode = add.deprecatedBuiltinCode = tfl.BuiltinOperator.ADD
+    graph = tfl.SubGraphT()
+    graph.tensors = [tensor('in')] + [tensor(f'out{i}') for i in range(outputs)]
+    graph.inputs, graph.outputs = [0], list(range(1, outputs + 1))
+    graph.operators = []
+    for i in range(outputs):
+        op = tfl.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = 0, [0, 0], [i + 1]
+        graph.operators.append(op)
+    model = tfl.ModelT()
+    model.version, model.subgraphs, model.buffers = 3, [graph], [tfl.BufferT()]
+    model.operatorCodes = [add]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b'TFL3')
+    return bytes(builder.Output())
+
+
+def _detector_message(model: str) -> str:
+    with pytest.raises(FileNotFoundError) as error:
+        FaceDetector(model)
+    assert isinstance(error.value, ValueError)  # what fer_node reports for bad values
+    return str(error.value).replace(repr(model), 'MODEL')
+
+
+DETECTOR_UNREADABLE = {
+    'unknown name': lambda tmp_path: 'no_such_model',
+    'missing file': lambda tmp_path: tmp_path / 'missing.tflite',
+    'directory': lambda tmp_path: tmp_path,
+    'fifo': _fifo,
+    'empty file': _file('empty.tflite', b''),
+    'text file': _file('notes.tflite', b'hello\n' * 10),
+    'torch checkpoint': lambda tmp_path: _saved(tmp_path, {'a': torch.zeros(3)}),
+    'over 64 MB': lambda tmp_path: _big_tflite(tmp_path),
+    '/proc/version': lambda tmp_path: '/proc/version',
+    '/proc/self/status': lambda tmp_path: '/proc/self/status',
+    '/dev/zero': lambda tmp_path: '/dev/zero',
+}
+
+
+def _big_tflite(tmp_path: Path) -> Path:
+    path = tmp_path / 'big.tflite'
+    with open(path, 'wb') as f:
+        f.write(b'\x1c\x00\x00\x00TFL3')
+        f.truncate(65 << 20)
+    return path
+
+
+@pytest.mark.parametrize('case', DETECTOR_UNREADABLE)
+def test_unreadable_detector_models_all_give_the_same_message(tmp_path, case):
+    message = _detector_message(str(DETECTOR_UNREADABLE[case](tmp_path)))
+    assert 'full_range' in message and 'short_range' in message
+    assert message == _detector_message(str(tmp_path / 'no_such_dir' / 'x.tflite'))
+
+
+TFLITE_HEADER = b'\x1c\x00\x00\x00TFL3'
+
+
+@pytest.mark.parametrize('content, words', [
+    (TFLITE_HEADER + bytes(range(256)) * 20, 'Flatbuffer'),
+    (_tflite([1, 128, 128, 3], 2), 'not a usable face detector'),
+    (_tflite([1, 128, 128, 3], 1), 'not a usable face detector'),
+    (_tflite([1, 64, 64], 2), 'not a usable face detector'),
+    (_tflite([1, 8192, 8192, 3], 2), 'MB'),  # 450 bytes that take 1 GB in MediaPipe
+], ids=['header and junk', 'ADD, two outputs', 'ADD, one output', '3-D input',
+        'memory bomb'])
+def test_tflite_files_that_are_no_face_detector_are_refused(tmp_path, content, words):
+    path = tmp_path / 'model.tflite'
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as error:
+        FaceDetector(str(path))
+    assert words in str(error.value) and not isinstance(error.value, FileNotFoundError)
+
+
+def test_a_face_detector_given_by_path_works(tmp_path, astronaut_bgr):
+    from fer_ros.assets import asset_path
+    path = tmp_path / 'short.tflite'
+    shutil.copy(asset_path('face_detection_short_range.tflite'), path)
+    with FaceDetector(str(path)) as detector:
+        assert len(detector.detect(astronaut_bgr[:, :, ::-1].copy())) == 1
