@@ -1,22 +1,13 @@
 """fer_lifecycle_node in its own process, driven through its lifecycle services."""
 import signal
 
-import pytest
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
 from processes import Process
-from test_processes import Peer, good_image  # noqa: F401  (fixture)
-
-
-@pytest.fixture
-def peer(ros_context):
-    node = Peer(ros_context)
-    yield node
-    node.spinner.remove_node(node)
-    node.destroy_node()
+from test_processes import good_image, peer  # noqa: F401  (fixtures)
 
 
 def call(peer, client, request):
