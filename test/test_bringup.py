@@ -11,7 +11,7 @@ import yaml
 
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.bringup import format_line
-from fer_ros.nodes.environment import share_dir
+from fer_ros.environment import share_dir
 from fer_ros.nodes.camera_node import CameraNode
 from fer_ros.nodes.fer_node import FerNode
 from fer_ros.overrides import OVERRIDES, node_overrides
