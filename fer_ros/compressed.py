@@ -117,18 +117,22 @@ def decode_compressed(data: bytes | array.array | memoryview | np.ndarray,
     return np.ascontiguousarray(image[:, :, ::-1] if swap else image)
 
 
-def encode_compressed(bgr: np.ndarray, fmt: str = 'jpeg', quality: int = 80) -> tuple[bytes, str]:
+def encode_compressed(bgr: np.ndarray, fmt: str = 'jpeg', quality: int = 80,
+                      png_level: int = 3) -> tuple[bytes, str]:
     """Compress an (H, W, 3) uint8 BGR image for a CompressedImage: returns ``data`` and the
     ``format`` image_transport's compressed subscriber expects (``'bgr8; jpeg compressed
-    bgr8'``). ``fmt`` is 'jpeg' or 'png'; ``quality`` (1-100) is the JPEG quality."""
+    bgr8'``). ``fmt`` is 'jpeg' (``quality`` 1-100) or 'png' (``png_level`` 1-9)."""
     if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8 or not bgr.size:
         raise ImageConversionError(f'expected an (H, W, 3) uint8 BGR image, got {bgr.shape} '
                                    f'{bgr.dtype}')
-    if fmt == 'jpeg' and not 1 <= quality <= 100:
-        raise ValueError(f'JPEG quality must be 1-100, got {quality}')
     if fmt not in ('jpeg', 'png'):
         raise ValueError(f"compression format must be 'jpeg' or 'png', got {fmt!r}")
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == 'jpeg' else []
+    if fmt == 'jpeg' and not 1 <= quality <= 100:
+        raise ValueError(f'JPEG quality must be 1-100, got {quality}')
+    if fmt == 'png' and not 1 <= png_level <= 9:
+        raise ValueError(f'PNG compression level must be 1-9, got {png_level}')
+    params = ([cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == 'jpeg'
+              else [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)])
     ok, payload = cv2.imencode('.jpg' if fmt == 'jpeg' else '.png', bgr, params)
     if not ok:
         raise ImageConversionError(f'OpenCV could not encode a {bgr.shape} image as {fmt}')

@@ -48,10 +48,14 @@ def test_jpeg_round_trip(astronaut_bgr):
     assert np.abs(out.astype(int) - astronaut_bgr).mean() < 2.5
 
 
-def test_png_round_trip_is_exact(astronaut_bgr):
-    data, fmt = encode_compressed(astronaut_bgr, 'png')
-    assert fmt == 'bgr8; png compressed bgr8'
-    np.testing.assert_array_equal(decode_compressed(data, fmt), astronaut_bgr)
+def test_png_round_trip_is_exact_at_every_level(astronaut_bgr):
+    sizes = []
+    for level in (1, 9):
+        data, fmt = encode_compressed(astronaut_bgr, 'png', png_level=level)
+        assert fmt == 'bgr8; png compressed bgr8'
+        np.testing.assert_array_equal(decode_compressed(data, fmt), astronaut_bgr)
+        sizes.append(len(data))
+    assert sizes[1] < sizes[0]
 
 
 @pytest.mark.parametrize('data', [bytes, bytearray, memoryview, lambda b: array.array('B', b),
@@ -227,6 +231,7 @@ def test_fuzz_only_images_or_image_conversion_errors(small, capfd):
     ((np.zeros((0, 4, 3), np.uint8),), ImageConversionError),
     ((np.zeros((4, 4, 3), np.uint8), 'tiff'), ValueError),
     ((np.zeros((4, 4, 3), np.uint8), 'jpeg', 0), ValueError),
+    ((np.zeros((4, 4, 3), np.uint8), 'png', 80, 0), ValueError),
 ])
 def test_encode_refuses(args, error):
     with pytest.raises(error):
