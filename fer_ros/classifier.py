@@ -19,12 +19,16 @@ class DeviceError(RuntimeError):
     """The requested compute device is not available."""
 
 
+def check_device_name(name: str) -> str | None:
+    """Why a device name is not 'auto' | 'cpu' | 'cuda' | 'cuda:N', or None if it is one."""
+    return None if _DEVICE.fullmatch(name) else f"use one of {', '.join(DEVICES)} or cuda:N"
+
+
 def resolve_device(name: str) -> tuple[torch.device, str | None]:
     """Map 'auto' | 'cpu' | 'cuda[:N]' to a torch device; also return a fallback warning, if any."""
     match = _DEVICE.fullmatch(name)
     if match is None:
-        raise DeviceError(f"unknown device {quoted(name)}; use one of {', '.join(DEVICES)} "
-                          'or cuda:N')
+        raise DeviceError(f'unknown device {quoted(name)}; {check_device_name(name)}')
     if name == 'cpu':
         return torch.device('cpu'), None
     if name == 'auto':

@@ -10,7 +10,7 @@ import numpy as np
 
 from fer_ros.assets import asset_path
 from fer_ros.native_log import native_stderr_silenced
-from fer_ros.untrusted import quoted, read_regular_file
+from fer_ros.untrusted import printable, quoted, read_regular_file
 
 DETECTOR_MODELS = {
     'full_range': 'face_detection_full_range_sparse.tflite',  # faces up to ~5 m, group photos
@@ -108,7 +108,7 @@ def _probe_tflite(content: bytes, shown: str) -> None:
         elif int(peak) > MAX_DETECTOR_MB:
             reason = f'MediaPipe takes {peak} MB for it, over {MAX_DETECTOR_MB} MB'
         elif error:
-            reason = ''.join(c if c.isprintable() else '?' for c in error[:300])
+            reason = printable(error, 300)
         else:
             return
     raise ValueError(f'{shown} is not a usable face detector: {reason}')

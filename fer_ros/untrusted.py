@@ -1,14 +1,25 @@
-"""Reading files named by untrusted text (ROS parameters) and quoting such text in messages."""
+"""Text and files that come from the ROS graph: quoted or escaped for logs, read with limits."""
 from __future__ import annotations
 
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 
 def quoted(text: str, limit: int = 200) -> str:
     """Untrusted text for a message: quoted and escaped as by repr, cut after limit characters."""
     return repr(text) if len(text) <= limit else repr(text[:limit]) + '...'
+
+
+def printable(value: Any, limit: int = 64) -> str:
+    """``value`` as one line of at most about ``limit`` characters: control characters, escape
+    sequences and non-ASCII bytes are shown escaped (as repr does), never emitted raw."""
+    text = value if isinstance(value, str) else str(value)
+    escaped = text[:limit + 1].encode('unicode_escape').decode('ascii')
+    if len(escaped) > limit or len(text) > limit:
+        return f'{escaped[:limit]}... ({len(text)} characters)'
+    return escaped
 
 
 def read_regular_file(path: str | Path, max_bytes: int) -> bytes:

@@ -17,7 +17,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 
-from fer_ros.classifier import DEVICES, ExpressionClassifier
+from fer_ros.classifier import ExpressionClassifier, check_device_name
 from fer_ros.compressed import decode_compressed
 from fer_ros.detection import FaceDetector
 from fer_ros.image_conversion import ImageConversionError, image_to_bgr8, ndarray_to_image
@@ -28,7 +28,7 @@ from fer_ros.nodes.params import (RELIABILITY, accept_integers_for_doubles, decl
                                   one_of)
 from fer_ros.pipeline import FerPipeline, FrameResult, Stopwatch, annotate
 from fer_ros.tracking import FaceTracker
-from fer_ros.wire_text import printable
+from fer_ros.untrusted import printable
 
 LOSS_WARN = 0.1  # WARN on /diagnostics above this fraction of input frames lost (last 5 s)
 _START_ONLY = ('image_reliability', 'image_depth', 'image_transport')
@@ -56,12 +56,6 @@ class FrameTiming(NamedTuple):
     stages_ms: dict[str, float]  # convert, detect, classify, publish, annotate
 
 
-def _check_device(value: str) -> str | None:
-    if value in DEVICES or value.startswith('cuda:'):
-        return None
-    return f"must be one of {', '.join(DEVICES)} or cuda:N"
-
-
 class FerNodeBase(Node):
     """Steps a node takes: declare_fer_parameters, load, open_outputs, start_input (and back:
     stop_input, unload). The plain node takes them all at start; the managed one per
@@ -74,7 +68,7 @@ class FerNodeBase(Node):
                              "ensemble of them written 'model_a+model_b'")
         self.device = declare(self, 'device', 'auto',
                               'Compute device: auto (GPU if present), cpu, cuda or cuda:N',
-                              validate=_check_device)
+                              validate=check_device_name)
         self.detector_model = declare(
             self, 'detector_model', 'full_range',
             'MediaPipe face detector: full_range (far and group shots), short_range (faster, '
@@ -205,7 +199,7 @@ class FerNodeBase(Node):
         if start_only := [n for n in _START_ONLY if n in new]:
             return SetParametersResult(successful=False,
                                        reason=f'{", ".join(start_only)} apply at start only')
-        if 'device' in new and (reason := _check_device(new['device'])):
+        if 'device' in new and (reason := check_device_name(new['device'])):
             return SetParametersResult(successful=False, reason=f'device: {reason}')
         rebuild = {'model', 'device', 'detector_model', 'detection_threshold', 'max_faces'}
         if self.loaded and any(new[k] != getattr(self, k) for k in rebuild & new.keys()):
