@@ -1,4 +1,4 @@
-"""Input rate and loss estimated from header stamps."""
+"""Input rate and loss: counted from publisher sequence numbers, else estimated from stamps."""
 import numpy as np
 import pytest
 
@@ -61,3 +61,35 @@ def test_unstamped_images_are_counted_without_loss():
     for i in range(50):
         stats.add(0.0, i / 30)
     assert stats.received == 50 and stats.lost == 0
+
+
+def test_sequence_numbers_count_each_publishers_losses_exactly():
+    stats = InputStats()
+    for i in range(1, 301):  # two interleaved 30 Hz cameras on one topic, unrelated stamps
+        t = i / 30
+        if i % 5:
+            stats.add(t, t, b'left', i)  # loses every 5th frame
+        if i % 10 != 3:
+            stats.add(1000.0 - t, t + 0.01, b'right', i)  # every 10th, stamps running back
+    assert stats.counted_exactly and stats.lost == 59 + 30  # the last lost one is not yet known
+    hz, loss = stats.window(10.01)
+    assert hz == pytest.approx(51.0, abs=0.5)
+    assert loss == pytest.approx(45 / 300, abs=0.01)
+
+
+def test_new_and_returning_publishers_lose_nothing():
+    stats = InputStats(max_gap_s=5.0)
+    stats.add(0.0, 0.0, b'cam', 1000)  # joined late: frames before it were not ours to see
+    stats.add(0.1, 0.1, b'cam', 1001)
+    stats.add(0.2, 10.0, b'cam', 1300)  # after 10 s unsubscribed (inactive lifecycle node)
+    stats.add(0.3, 10.1, b'cam', 1302)
+    assert stats.lost == 1
+
+
+def test_publishers_are_forgotten_oldest_first():
+    stats = InputStats()
+    for i in range(100):
+        stats.add(0.0, 0.0, bytes([i]), 1)
+    stats.add(0.0, 0.0, bytes([0]), 5)  # forgotten: counted as a new publisher
+    stats.add(0.0, 0.0, bytes([99]), 5)  # remembered: 3 lost
+    assert stats.lost == 3

@@ -184,19 +184,26 @@ def test_camera_sized_frames_cross_processes_at_30_hz(fer_process, peer, width, 
     assert float(status['input loss (%, last 5 s)']) < 10.0, status
 
 
-def test_lost_input_frames_are_reported_on_diagnostics(fer_process, peer):
-    msg = ndarray_to_image(np.zeros((240, 320, 3), np.uint8), 'bgr8', Header(frame_id='lossy'))
-    start, period = time.monotonic(), 1 / 30
-    t0 = peer.get_clock().now().nanoseconds
-    for i in range(150):  # a 30 Hz camera whose every 4th frame is lost on the way
-        if i % 4 != 3:
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(t0 + int(i * period * 1e9),
-                                                                    1_000_000_000)
-            peer.image_pub.publish(msg)
-        peer.spin_for(max(start + (i + 1) * period - time.monotonic(), 0.0))
-    status = peer.diagnostics(time.monotonic())
-    assert 18.0 <= float(status['input loss (%, last 5 s)']) <= 32.0, status
-    assert status['level'] == DiagnosticStatus.WARN and 'lost' in status['message'], status
+def test_frames_lost_by_the_transport_are_counted_on_diagnostics(fer_process, peer, tmp_path):
+    # A driver on Fast DDS's default transport loses most 1280x720 frames on their way to
+    # another process (see the README's transport section): real losses, counted exactly.
+    defaults = tmp_path / 'defaults.xml'
+    defaults.write_text('<?xml version="1.0"?><dds xmlns="http://www.eprosima.com"><profiles/>'
+                        '</dds>')
+    camera = Process('camera_node', '--ros-args', '-p', 'source:=builtin:astronaut',
+                     '-p', 'width:=1280', '-p', 'height:=720', '-p', 'fps:=30.0',
+                     env={'FASTDDS_DEFAULT_PROFILES_FILE': str(defaults)})
+    try:
+        camera.wait_for('publishing')
+        peer.spin_for(7.0)
+        status = peer.diagnostics(time.monotonic())
+    finally:
+        assert camera.stop(signal.SIGINT) == 0, camera.output
+    received_hz, loss = float(status['input rate (Hz, last 5 s)']), \
+        float(status['input loss (%, last 5 s)']) / 100
+    assert status['loss counted from'] == 'publisher sequence numbers', status
+    assert loss > 0.3 and status['level'] == DiagnosticStatus.WARN, status
+    assert received_hz / (1 - loss) == pytest.approx(30.0, rel=0.15), status  # all it sent
 
 
 @pytest.mark.parametrize('executable, ready', [

@@ -15,6 +15,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 
 from fer_ros.classifier import ExpressionClassifier, check_device_name
@@ -250,7 +251,9 @@ class FerNodeBase(Node):
         worker = self._worker
         values = {'model': printable(self.model), 'device': device,
                   'frames received': self.input.received,
-                  'frames lost before arrival (estimated from stamps)': self.input.lost,
+                  'frames lost before arrival': self.input.lost,
+                  'loss counted from': ('publisher sequence numbers' if self.input.counted_exactly
+                                        else 'header stamps (estimate)'),
                   'input rate (Hz, last 5 s)': f'{input_hz:.1f}',
                   'input loss (%, last 5 s)': f'{100 * loss:.1f}',
                   'frames processed': worker.processed if worker else 0,
@@ -280,9 +283,11 @@ class FerNodeBase(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
         self._last_frame_in = time.monotonic()
-        self.input.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, self._last_frame_in)
+        gid = info.get('publisher_gid')
+        self.input.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, self._last_frame_in,
+                       gid['data'] if gid else None, info.get('publication_sequence_number'))
         self._worker.submit(msg)
 
     def _on_incompatible(self, event) -> None:
