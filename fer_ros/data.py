@@ -11,6 +11,37 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_ros.models.registry import EXPRESSIONS
+from fer_ros.untrusted import quoted
+
+# Other spellings datasets use for the canonical classes (fer_ros.models.EXPRESSIONS).
+CLASS_ALIASES = {
+    'happiness': 'happy', 'joy': 'happy', 'smile': 'happy',
+    'sadness': 'sad', 'surprised': 'surprise', 'anger': 'angry', 'disgusted': 'disgust',
+    'fearful': 'fear', 'afraid': 'fear', 'scared': 'fear', 'contemptuous': 'contempt',
+    'neutrality': 'neutral', 'calm': 'neutral'}
+
+
+def canonical_class(name: str) -> str | None:
+    """'Happiness' -> 'happy'; None for a name that is no expression class."""
+    key = name.strip().lower()
+    return key if key in EXPRESSIONS else CLASS_ALIASES.get(key)
+
+
+def canonical_classes(names: list[str] | tuple[str, ...], source: str) -> tuple[str, ...]:
+    """Map a dataset's class names by name, refusing any it cannot map: a wrongly mapped
+    class would silently make every accuracy wrong."""
+    mapped = tuple(canonical_class(n) for n in names)
+    unknown = [n for n, m in zip(names, mapped) if m is None]
+    if unknown:
+        raise ValueError(
+            f"{source}: cannot map class names {', '.join(quoted(n) for n in unknown)}; "
+            f"expected {', '.join(EXPRESSIONS)} or one of {', '.join(sorted(CLASS_ALIASES))}")
+    if len(set(mapped)) != len(mapped):
+        raise ValueError(f'{source}: class names {list(names)} name a class twice')
+    return mapped
+
+
 # FER+ vote columns -> canonical names; 'unknown' and 'NF' (not a face) are not emotions.
 FERPLUS_COLUMNS = {'neutral': 'neutral', 'happiness': 'happy', 'surprise': 'surprise',
                    'sadness': 'sad', 'anger': 'angry', 'disgust': 'disgust', 'fear': 'fear',
@@ -52,7 +83,7 @@ def load_dataset(path: str | Path) -> FaceDataset:
             return _ferplus(images, data['votes'], [str(c) for c in data['vote_columns']],
                             str(path))
         if {'labels', 'classes'} <= keys:
-            classes = tuple(str(c) for c in data['classes'])
+            classes = canonical_classes([str(c) for c in data['classes']], str(path))
             targets = np.eye(len(classes), dtype=np.float32)[data['labels']]
             return FaceDataset(images, targets, classes, str(path))
     raise ValueError(f'{path}: expected keys images + labels + classes (FER2013 format) or '

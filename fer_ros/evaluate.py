@@ -1,5 +1,6 @@
 """fer_evaluate: accuracy, macro-F1, per-class recall and confusion matrix of an expression
-model on an npz split, mapping model classes to dataset classes by name."""
+model on an npz split of face crops, mapping model classes to dataset classes by name; with
+--pipeline, of the whole chain (detector, crop, classifier) on full-size labelled images."""
 from __future__ import annotations
 
 import argparse
@@ -155,7 +156,16 @@ def update_card(card: Path, metrics: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('model', help="registry name, checkpoint path or ensemble 'a+b'")
-    parser.add_argument('data', type=Path, help='npz split (FER2013 or FER+ format)')
+    parser.add_argument('data', type=Path,
+                        help='npz split (FER2013 or FER+ format); with --pipeline a folder of '
+                             'images (label: sub-folder or class name in the file name), a CSV '
+                             '(path,label) or an npz of full images (images, labels, classes)')
+    parser.add_argument('--pipeline', action='store_true',
+                        help="run the node's detector and crop on full-size images first")
+    parser.add_argument('--detector', default='full_range',
+                        help='with --pipeline: full_range, short_range or a .tflite path')
+    parser.add_argument('--detection-threshold', type=float, default=0.3,
+                        help='with --pipeline: minimum face detection confidence')
     parser.add_argument('--tta-flip', action='store_true', help='average with the mirrored face')
     parser.add_argument('--out', type=Path, help='folder for report.json, report.md, confusion.png')
     parser.add_argument('--latency', action='store_true',
@@ -163,13 +173,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--record', action='store_true',
                         help='store the numbers in the checkpoint (what the registry shows)')
     args = parser.parse_args(argv)
-    model = load_ensemble(args.model)
-    report = evaluate(model, load_dataset(args.data), args.tta_flip)
-    print(markdown(report))
-    prefix = f'{args.data.parent.name}_{args.data.stem}' + ('_flip' if args.tta_flip else '')
+    if args.data.is_dir() and not args.pipeline:
+        parser.error(f'{args.data} is a folder: use --pipeline for full-size images')
+    try:
+        report, text = (_pipeline_report(args) if args.pipeline else _crop_report(args))
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
+    print(text)
+    prefix = (f'{args.data.parent.name}_{args.data.stem}' + ('_pipeline' if args.pipeline else '')
+              + ('_flip' if args.tta_flip else ''))
     numbers = {f'{prefix}_acc': round(report['accuracy'], 4),
                f'{prefix}_macro_f1': round(report['macro_f1'], 4)}
+    if args.pipeline:
+        numbers[f'{prefix}_detection_rate'] = round(report['detection_rate'], 4)
     if args.latency:
+        model = load_ensemble(args.model)
         numbers.update({f'cpu_ms_per_face_b{b}': round(sum(
             measure_latency(m.module, m.spec.input, b) for m in model.members), 3)
             for b in (1, 8)})
@@ -185,9 +203,30 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / 'report.json').write_text(json.dumps(report, indent=1))
-        (args.out / 'report.md').write_text(markdown(report))
-        save_confusion_png(report, args.out / 'confusion.png')
+        (args.out / 'report.md').write_text(text)
+        if report['samples']:
+            save_confusion_png(report, args.out / 'confusion.png')
         print(f'report written to {args.out}')
+
+
+def _crop_report(args: argparse.Namespace) -> tuple[dict, str]:
+    dataset = load_dataset(args.data)
+    report = evaluate(load_ensemble(args.model), dataset, args.tta_flip)
+    return report, markdown(report)
+
+
+def _pipeline_report(args: argparse.Namespace) -> tuple[dict, str]:
+    from fer_ros.classifier import ExpressionClassifier
+    from fer_ros.detection import FaceDetector
+    from fer_ros.evaluate_pipeline import evaluate_pipeline, labelled_images, pipeline_markdown
+    from fer_ros.pipeline import FerPipeline
+
+    items = labelled_images(args.data)  # refuses unknown labels before loading any model
+    with FaceDetector(args.detector, args.detection_threshold) as detector:
+        pipeline = FerPipeline(detector, ExpressionClassifier(args.model, 'cpu', args.tta_flip))
+        report = evaluate_pipeline(pipeline, items)
+    report.update(model=args.model, data=str(args.data), tta_flip=args.tta_flip)
+    return report, pipeline_markdown(report)
 
 
 if __name__ == '__main__':
