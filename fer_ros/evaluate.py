@@ -166,6 +166,11 @@ def main(argv: list[str] | None = None) -> None:
                         help='with --pipeline: full_range, short_range or a .tflite path')
     parser.add_argument('--detection-threshold', type=float, default=0.3,
                         help='with --pipeline: minimum face detection confidence')
+    parser.add_argument('--detection-tile', type=int, default=0,
+                        help="with --pipeline: fer_node's detection_tile (0 = whole frame only)")
+    parser.add_argument('--robustness', action='store_true',
+                        help='accuracy under shifted, scaled, rotated, blurred, dark, '
+                             'low-contrast, JPEG-30 and 24-px crops: a table and a plot')
     parser.add_argument('--tta-flip', action='store_true', help='average with the mirrored face')
     parser.add_argument('--out', type=Path, help='folder for report.json, report.md, confusion.png')
     parser.add_argument('--latency', action='store_true',
@@ -175,6 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.data.is_dir() and not args.pipeline:
         parser.error(f'{args.data} is a folder: use --pipeline for full-size images')
+    if args.robustness:
+        if args.pipeline or args.record:
+            parser.error('--robustness perturbs face crops: not with --pipeline or --record')
+        return _robustness(args)
     try:
         report, text = (_pipeline_report(args) if args.pipeline else _crop_report(args))
     except (OSError, ValueError) as exc:
@@ -209,6 +218,20 @@ def main(argv: list[str] | None = None) -> None:
         print(f'report written to {args.out}')
 
 
+def _robustness(args: argparse.Namespace) -> None:
+    from fer_ros.robustness import robustness, robustness_markdown, save_robustness_png
+
+    report = robustness(load_ensemble(args.model), load_dataset(args.data), args.tta_flip)
+    text = robustness_markdown(report)
+    print(text)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / 'robustness.json').write_text(json.dumps(report, indent=1))
+        (args.out / 'robustness.md').write_text(text)
+        save_robustness_png(report, args.out / 'robustness.png')
+        print(f'report written to {args.out}')
+
+
 def _crop_report(args: argparse.Namespace) -> tuple[dict, str]:
     dataset = load_dataset(args.data)
     report = evaluate(load_ensemble(args.model), dataset, args.tta_flip)
@@ -220,9 +243,12 @@ def _pipeline_report(args: argparse.Namespace) -> tuple[dict, str]:
     from fer_ros.detection import FaceDetector
     from fer_ros.evaluate_pipeline import evaluate_pipeline, labelled_images, pipeline_markdown
     from fer_ros.pipeline import FerPipeline
+    from fer_ros.tiling import TiledDetector
 
     items = labelled_images(args.data)  # refuses unknown labels before loading any model
-    with FaceDetector(args.detector, args.detection_threshold) as detector:
+    detector = (TiledDetector(args.detector, args.detection_threshold, tile=args.detection_tile)
+                if args.detection_tile else FaceDetector(args.detector, args.detection_threshold))
+    with detector:
         pipeline = FerPipeline(detector, ExpressionClassifier(args.model, 'cpu', args.tta_flip))
         report = evaluate_pipeline(pipeline, items)
     report.update(model=args.model, data=str(args.data), tta_flip=args.tta_flip)
