@@ -6,6 +6,7 @@ one at a time, each after the previous result arrived. End-to-end FPS is the rat
 at which FaceEmotionArray messages arrive while a camera publishes faster than
 fer_node can process (only the newest frame is processed). Then the cross-process rates of
 fer_ros.bench_transport (camera_node and fer_node as two processes, 480p to 1080p).
+Also the detector alone on 1080p and 4K frames of small faces, whole frame and tiled.
 Prints numbers only; nothing is asserted.
 """
 from __future__ import annotations
@@ -54,6 +55,41 @@ def _spin_for(executor: SingleThreadedExecutor, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         executor.spin_once(timeout_sec=0.01)
+
+
+def _crowd(images: list[np.ndarray], width: int, height: int) -> np.ndarray:
+    """The images at 45 % side by side, row after row, on a gray width x height canvas."""
+    canvas, x, y, row = np.full((height, width, 3), 128, np.uint8), 0, 0, 0
+    for image in images * 20:
+        small = cv2.resize(image, None, fx=0.45, fy=0.45, interpolation=cv2.INTER_AREA)
+        h, w = small.shape[:2]
+        if x + w > width:
+            x, y, row = 0, y + row, 0
+        if y + h > height:
+            break
+        canvas[y:y + h, x:x + w], x, row = small, x + w, max(row, h)
+    return canvas
+
+
+def detection_cost(media: Path, repeats: int = 10) -> None:
+    from fer_ros.detection import FaceDetector
+    from fer_ros.tiling import TiledDetector
+
+    photos = [frame for name, frame in _inputs(media) if name.startswith('faceapi_bbt')]
+    photos = photos or [frame for _, frame in _inputs(media)[:1]]
+    print('face detection alone, small faces (group photos at 45 %): faces found, median ms')
+    with FaceDetector() as whole, TiledDetector(tile=640) as tiled:
+        for width, height in ((1920, 1080), (3840, 2160)):
+            rgb = np.ascontiguousarray(_crowd(photos, width, height)[:, :, ::-1])
+            cells = []
+            for detector in (whole, tiled):
+                times = []
+                for _ in range(repeats):
+                    t = time.perf_counter()
+                    faces = detector.detect(rgb)
+                    times.append((time.perf_counter() - t) * 1e3)
+                cells.append(f'{len(faces):3d} faces {np.median(times):7.1f} ms')
+            print(f'{width}x{height}: whole frame {cells[0]}; detection_tile 640 {cells[1]}')
 
 
 def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
@@ -149,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                         help='skip the cross-process rates (about 3 minutes)')
     args = parser.parse_args(argv)
     run(args.frames, args.media, args.model, args.device, args.tta_flip, args.camera_fps)
+    detection_cost(args.media)
     if not args.no_cross_process:
         from fer_ros import bench_transport
         bench_transport.run()

@@ -34,6 +34,30 @@ class Face:
         return self.x, self.y, self.width, self.height
 
 
+def _intersection(a: Face, b: Face) -> int:
+    dx = min(a.x + a.width, b.x + b.width) - max(a.x, b.x)
+    dy = min(a.y + a.height, b.y + b.height) - max(a.y, b.y)
+    return max(dx, 0) * max(dy, 0)
+
+
+def merge_faces(faces: list[Face], iou: float = 0.3, containment: float = 0.6) -> list[Face]:
+    """Greedy suppression, highest score first: a face is dropped when its IoU with a kept face
+    exceeds `iou`, or when over `containment` of the smaller of the two lies in the other."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: f.score, reverse=True):
+        area = face.width * face.height
+        for other in kept:
+            inter = _intersection(face, other)
+            other_area = other.width * other.height
+            # Two faces never nest: a box within another, whichever is bigger, is the same face.
+            if (inter > iou * (area + other_area - inter)
+                    or inter > containment * min(area, other_area)):
+                break
+        else:
+            kept.append(face)
+    return kept
+
+
 # Frames whose longer side exceeds this are downscaled (area averaging) before detection and
 # the boxes scaled back. BlazeFace sees 128-192 px, so nothing is lost; and the OpenCV inside
 # MediaPipe aborts the process (no exception) on any side >= 32767 px.
@@ -177,7 +201,7 @@ class FaceDetector:
                 continue
             keypoints = tuple((k.x * width, k.y * height) for k in det.keypoints or ())
             faces.append(Face(x0, y0, x1 - x0, y1 - y0, score, keypoints))
-        faces.sort(key=lambda f: f.score, reverse=True)
+        faces = merge_faces(faces)  # MediaPipe's own suppression keeps some nested boxes
         return faces[:self.max_faces] if self.max_faces else faces
 
     def close(self) -> None:

@@ -1,8 +1,8 @@
 """The whole chain on full-size labelled images, as users see it: the node's own detector,
 crop and classifier (FerPipeline), with detection misses counted.
 
-Labelled images come from a folder (label = the sub-folder's name, else the one class name in
-the file name, e.g. faceapi_disgusted.jpg), a CSV (columns path,label; paths relative to it)
+Labelled images come from a folder (label = the name of the image's folder, e.g. happy/1.jpg,
+else the one class name in the file name, e.g. faceapi_disgusted.jpg), a CSV (columns path,label; paths relative to it)
 or an npz of full images (images (N, H, W) gray or (N, H, W, 3) RGB, labels, classes).
 """
 from __future__ import annotations
@@ -30,8 +30,8 @@ class LabelledImage:
     load: Callable[[], np.ndarray | None]  # BGR uint8, None if unreadable
 
 
-def _label_of(path: Path, root: Path) -> str | None:
-    if path.parent != root and (label := canonical_class(path.parent.name)):
+def _label_of(path: Path) -> str | None:
+    if label := canonical_class(path.parent.name):
         return label
     found = {c for token in re.split(r'[^A-Za-z]+', path.stem) if (c := canonical_class(token))}
     return found.pop() if len(found) == 1 else None
@@ -39,7 +39,7 @@ def _label_of(path: Path, root: Path) -> str | None:
 
 def _from_folder(root: Path) -> list[LabelledImage]:
     files = sorted(p for p in root.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES)
-    items = [LabelledImage(str(p.relative_to(root)), _label_of(p, root) or '',
+    items = [LabelledImage(str(p.relative_to(root)), _label_of(p) or '',
                            lambda p=p: cv2.imread(str(p), cv2.IMREAD_COLOR)) for p in files]
     unlabelled = [i.name for i in items if not i.label]
     if unlabelled:

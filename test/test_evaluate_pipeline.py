@@ -107,10 +107,22 @@ def test_a_folder_without_labels_is_refused(tmp_path, astronaut_bgr, capsys):
 
 @needs_shared
 def test_posed_photos_through_the_pipeline(tmp_path):
+    (tmp_path / 'posed').mkdir()
     for name in POSED:
-        (tmp_path / f'faceapi_{name}.jpg').symlink_to(MEDIA / f'faceapi_{name}.jpg')
-    report = _report(['fer_cnn_fer2013_ft', str(tmp_path)], tmp_path / 'r')
+        (tmp_path / 'posed' / f'faceapi_{name}.jpg').symlink_to(MEDIA / f'faceapi_{name}.jpg')
+    report = _report(['fer_cnn_fer2013_ft', str(tmp_path / 'posed')], tmp_path / 'r')
     assert report['detection_rate'] == 1.0 and report['several_faces'] == 0
     assert {r['label'] for r in report['per_image']} == {
         'angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise'}
     assert report['accuracy'] >= 4 / 7  # chance is 1/7
+
+
+def test_pipeline_detects_with_the_node_s_tiles(tmp_path, astronaut_bgr):
+    frame = np.full((1080, 1920, 3), 128, np.uint8)  # one ~45 px face in a 1080p frame
+    frame[500:705, 900:1105] = cv2.resize(astronaut_bgr, (205, 205), interpolation=cv2.INTER_AREA)
+    (tmp_path / 'happy').mkdir()
+    cv2.imwrite(str(tmp_path / 'happy' / 'far.png'), frame)
+    whole = _report(['fer_cnn_fer2013_ft', str(tmp_path / 'happy')], tmp_path / 'w')
+    tiled = _report(['fer_cnn_fer2013_ft', str(tmp_path / 'happy'), '--detection-tile', '640'],
+                    tmp_path / 't')
+    assert (whole['no_face'], tiled['no_face']) == (1, 0)

@@ -354,3 +354,28 @@ def test_compressed_input_from_image_transport_topics(graph, ros_context, astron
     assert msg.header.frame_id == 'cam' and (msg.image_width, msg.image_height) == (512, 512)
     assert msg.faces[0].label == 'happy'
     assert 'skipping image' in capfd.readouterr().err
+
+
+def test_detection_tile_finds_small_faces_in_wide_frames(graph, ros_context, astronaut_bgr,
+                                                         capfd):
+    executor, add = graph
+    frame = np.full((1080, 1920, 3), 128, np.uint8)  # three ~45 px faces in a 1080p frame
+    small = cv2.resize(astronaut_bgr, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    for x in (100, 900, 1500):
+        frame[500:500 + small.shape[0], x:x + small.shape[1]] = small
+    msg = ndarray_to_image(frame, 'bgr8', Header(frame_id='cam'))
+    assert add(fer_node(ros_context, detection_tile=50)).get_parameter('detection_tile').value == 0
+    assert "'detection_tile' = 50 rejected" in capfd.readouterr().err
+    node = add(fer_node(ros_context))
+    pub = camera_stand_in(add, ros_context)
+    rec = add(Recorder(ros_context))
+    assert publish_until_emotions(executor, pub, msg, rec).faces == []  # whole frame only
+    for bad in (64, 4000, -1):
+        result = node.set_parameters([Parameter('detection_tile', value=bad)])[0]
+        assert not result.successful and result.reason
+    assert node.set_parameters([Parameter('detection_tile', value=640)])[0].successful
+    assert node.pipeline.detector.tile == 640
+    rec.emotions.clear()
+    faces = publish_until_emotions(executor, pub, msg, rec).faces
+    found = sorted(f.roi.x_offset for f in faces if f.roi.y_offset < 580)
+    assert [x // 100 for x in found] == [1, 9, 15]  # each astronaut's face, once
