@@ -114,3 +114,24 @@ def test_format_line():
         id=0, label='happy', label_probability=0.9, probabilities=[0.9, 0.06, 0.04])])
     assert format_line(msg, 3, 29.5) == \
         'frame    3 | 0.000 | 1 face(s) | face 0: happy 0.90 (sad 0.06, neutral 0.04) |  29.5 FPS'
+
+
+def test_a_burst_of_results_still_gives_a_playable_video(tmp_path, ros_context, astronaut_bgr):
+    """Results that arrive back to back (a loaded machine) read as a huge rate; a video
+    writer refuses 65536 fps and more, and the file had no frames."""
+    import numpy as np
+    from std_msgs.msg import Header
+    from fer_ros.image_conversion import ndarray_to_image
+    from fer_ros.nodes.bringup import Monitor
+
+    monitor = Monitor(tmp_path / 'out.mp4', context=ros_context)
+    monitor._arrivals.extend([100.0, 100.000001])  # two results a microsecond apart
+    frame = ndarray_to_image(np.ascontiguousarray(astronaut_bgr), 'bgr8', Header())
+    for _ in range(3):
+        monitor._on_annotated(frame)
+    assert monitor.close() == tmp_path / 'out.mp4'
+    monitor.destroy_node()
+    capture, frames = cv2.VideoCapture(str(tmp_path / 'out.mp4')), 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames == 3

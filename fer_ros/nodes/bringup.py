@@ -70,6 +70,8 @@ class Monitor(Node):
             print(format_line(msg, self.count, self.fps()), flush=True)
 
     def _on_annotated(self, msg: Image) -> None:
+        if self.output is None:  # the video could not be written
+            return
         frame = image_to_bgr8(msg)
         self.annotated += 1
         self._last_frame = frame
@@ -78,8 +80,14 @@ class Monitor(Node):
             return  # still image: written once at close
         if self._writer is None:
             self.output.parent.mkdir(parents=True, exist_ok=True)
+            # Results that arrive back to back read as a huge rate: writers refuse >= 65536 fps.
+            fps = min(max(self.fps(), 10.0), 60.0)
             self._writer = cv2.VideoWriter(str(self.output), cv2.VideoWriter_fourcc(*codec),
-                                           max(self.fps(), 10.0), (frame.shape[1], frame.shape[0]))
+                                           fps, (frame.shape[1], frame.shape[0]))
+            if not self._writer.isOpened():
+                self.get_logger().error(f'cannot write a video to {self.output}')
+                self.output, self._writer = None, None
+                return
         self._writer.write(frame)
 
     def close(self) -> Path | None:
