@@ -17,6 +17,7 @@ test: setup
 
 bench: setup
 	$(VENV)/bin/fer_benchmark
+	@bash scripts/bench_fer_tflite.sh  # fer's int8 TFLite model, from a throwaway venv
 
 fuzz: setup
 	$(VENV)/bin/python test/fuzz_fer_node.py --messages 10000

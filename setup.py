@@ -8,7 +8,8 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    package_data={package_name: ['weights/*.pt', 'weights/*.md', 'weights/*.png']},
+    package_data={package_name: ['weights/*.pt', 'weights/*.md', 'weights/*.png',
+                                 'weights/*.onnx', 'weights/*.json']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),

@@ -92,6 +92,44 @@ def detection_cost(media: Path, repeats: int = 10) -> None:
             print(f'{width}x{height}: whole frame {cells[0]}; detection_tile 640 {cells[1]}')
 
 
+def backend_cost(model: str, repeats: int = 200) -> None:
+    """Forward pass alone per backend, one thread, as make bench's TFLite reference is timed."""
+    from fer_ros.classifier import ExpressionClassifier
+    from fer_ros.models import ModelError
+    from fer_ros.models.onnx_backend import BACKENDS
+
+    torch.set_num_threads(1)
+    print(f'classifier forward of {model}, one thread, ms per face (lowest of 3 medians)')
+    print(f"{'backend':28s} {'batch 1':>8s} {'batch 8':>8s} {'extra face':>10s}")
+    for backend in BACKENDS:
+        try:
+            clf = ExpressionClassifier(model, 'cpu', backend=backend)
+        except ModelError as exc:
+            print(f'{backend:28s} not available: {exc}')
+            continue
+        member = clf.model.members[0]
+        size, channels = member.spec.input.size, member.spec.input.channels
+        run = (clf.onnx[0] if clf.onnx else
+               lambda x: member.module(torch.from_numpy(x).contiguous(
+                   memory_format=torch.channels_last)))
+        ms = {}
+        for batch in (1, 8):
+            x = np.zeros((batch, channels, size, size), np.float32)
+            medians = []
+            with torch.inference_mode():
+                for _ in range(20):
+                    run(x)
+                for _ in range(3):
+                    times = []
+                    for _ in range(repeats):
+                        t = time.perf_counter()
+                        run(x)
+                        times.append((time.perf_counter() - t) * 1e3)
+                    medians.append(float(np.median(times)))
+            ms[batch] = min(medians)
+        print(f'{backend:28s} {ms[1]:8.3f} {ms[8] / 8:8.3f} {(ms[8] - ms[1]) / 7:10.3f}')
+
+
 def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
         camera_fps: float) -> None:
     context = rclpy.Context()
@@ -186,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     run(args.frames, args.media, args.model, args.device, args.tta_flip, args.camera_fps)
     detection_cost(args.media)
+    backend_cost(args.model)
     if not args.no_cross_process:
         from fer_ros import bench_transport
         bench_transport.run()

@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from fer_ros.models import DEFAULT_MODEL, Ensemble, load_ensemble
+from fer_ros.models import DEFAULT_MODEL, Ensemble, ModelError, load_ensemble
+from fer_ros.models.onnx_backend import check_backend, load_onnx, onnx_probabilities
 from fer_ros.preprocess import face_batch
 from fer_ros.untrusted import quoted
 
@@ -61,12 +62,27 @@ class ExpressionClassifier:
     """Classify the expression of every face of an image, one batched forward pass per model.
 
     model is a registry name, a checkpoint path, or an ensemble (see load_ensemble);
-    tta_flip also classifies each mirrored face (about twice the time, a little more accurate).
+    tta_flip also classifies each mirrored face (about twice the time, a little more accurate);
+    backend runs the models with PyTorch (any device) or ONNX Runtime on the CPU, float32 or
+    int8 (files fer_export_onnx writes beside each checkpoint).
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = 'cpu', tta_flip: bool = False):
-        self.device, self.device_warning = resolve_device(device)
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = 'cpu', tta_flip: bool = False,
+                 backend: str = 'torch'):
+        if reason := check_backend(backend):
+            raise ModelError(f'unknown backend {quoted(backend)}; {reason}')
+        if backend == 'torch':
+            self.device, self.device_warning = resolve_device(device)
+        elif device in ('auto', 'cpu'):
+            self.device, self.device_warning = torch.device('cpu'), None
+        else:
+            resolve_device(device)  # an unknown name is reported as such
+            raise DeviceError(f'backend {backend} runs on the CPU: use device cpu or auto, '
+                              'or backend torch on the GPU')
         self.model: Ensemble = load_ensemble(model)
+        self.backend = backend
+        self.onnx = [load_onnx(m, int8=backend == 'onnxruntime_int8')
+                     for m in self.model.members] if backend != 'torch' else []
         for member in self.model.members:
             # channels-last runs these small convnets ~2x faster on CPU (oneDNN) and GPU.
             member.module = member.module.to(self.device, memory_format=torch.channels_last)
@@ -82,8 +98,12 @@ class ExpressionClassifier:
         if len(boxes) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
         member_probs = []
-        for member in self.model.members:
-            x = torch.from_numpy(face_batch(image_bgr, boxes, member.spec.input))
-            x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+        for i, member in enumerate(self.model.members):
+            batch = face_batch(image_bgr, boxes, member.spec.input)
+            if self.onnx:
+                member_probs.append(onnx_probabilities(self.onnx[i], batch, self.tta_flip))
+                continue
+            x = torch.from_numpy(batch).to(self.device).contiguous(
+                memory_format=torch.channels_last)
             member_probs.append(probabilities(member.module, x, self.tta_flip).cpu().numpy())
         return self.model.combine(member_probs)

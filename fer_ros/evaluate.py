@@ -15,6 +15,7 @@ from torch import nn
 from fer_ros.data import FaceDataset, load_dataset
 from fer_ros.classifier import probabilities
 from fer_ros.models import Ensemble, load_ensemble, record_metrics
+from fer_ros.models.onnx_backend import BACKENDS, load_onnx, onnx_probabilities
 from fer_ros.preprocess import InputSpec, normalize, resize_to_input
 
 
@@ -64,19 +65,29 @@ def metrics(probs: np.ndarray, targets: np.ndarray, class_names: tuple[str, ...]
     }
 
 
-def ensemble_probabilities(model: Ensemble, dataset: FaceDataset,
-                           tta_flip: bool = False) -> np.ndarray:
-    """(N, K) probabilities for every image, in the dataset's class order."""
-    return model.combine([predict(m.module, dataset_tensor(dataset, m.spec.input),
-                                  tta_flip=tta_flip) for m in model.members],
-                         dataset.class_names)
+def ensemble_probabilities(model: Ensemble, dataset: FaceDataset, tta_flip: bool = False,
+                           backend: str = 'torch') -> np.ndarray:
+    """(N, K) probabilities for every image, in the dataset's class order, computed by the
+    backend fer_node would use."""
+    if backend == 'torch':
+        return model.combine([predict(m.module, dataset_tensor(dataset, m.spec.input),
+                                      tta_flip=tta_flip) for m in model.members],
+                             dataset.class_names)
+    member_probs = []
+    for member in model.members:
+        onnx, x = load_onnx(member, backend == 'onnxruntime_int8'), dataset_tensor(
+            dataset, member.spec.input).numpy()
+        member_probs.append(np.concatenate([onnx_probabilities(onnx, x[i:i + 256], tta_flip)
+                                            for i in range(0, len(x), 256)]))
+    return model.combine(member_probs, dataset.class_names)
 
 
-def evaluate(model: Ensemble, dataset: FaceDataset, tta_flip: bool = False) -> dict:
-    probs = ensemble_probabilities(model, dataset, tta_flip)
+def evaluate(model: Ensemble, dataset: FaceDataset, tta_flip: bool = False,
+             backend: str = 'torch') -> dict:
+    probs = ensemble_probabilities(model, dataset, tta_flip, backend)
     report = metrics(probs, dataset.targets, dataset.class_names)
     report['missing_classes'] = [c for c in dataset.class_names if c not in model.class_names]
-    report.update(model=model.name, data=dataset.source, tta_flip=tta_flip)
+    report.update(model=model.name, data=dataset.source, tta_flip=tta_flip, backend=backend)
     return report
 
 
@@ -128,7 +139,8 @@ def measure_latency(module: nn.Module, spec: InputSpec, batch: int, repeats: int
 
 def markdown(report: dict) -> str:
     lines = [f"# {report['model']} on {Path(report['data']).name}", '',
-             f"- samples: {report['samples']}, flip TTA: {report['tta_flip']}",
+             f"- samples: {report['samples']}, flip TTA: {report['tta_flip']}, "
+             f"backend: {report['backend']}",
              f"- accuracy (majority): {report['accuracy']:.4f}",
              f"- macro-F1: {report['macro_f1']:.4f}",
              f"- soft accuracy: {report['soft_accuracy']:.4f}, "
@@ -172,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
                         help='accuracy under shifted, scaled, rotated, blurred, dark, '
                              'low-contrast, JPEG-30 and 24-px crops: a table and a plot')
     parser.add_argument('--tta-flip', action='store_true', help='average with the mirrored face')
+    parser.add_argument('--backend', choices=BACKENDS, default='torch',
+                        help="runtime of the model, as fer_node's backend parameter")
     parser.add_argument('--out', type=Path, help='folder for report.json, report.md, confusion.png')
     parser.add_argument('--latency', action='store_true',
                         help='also measure CPU ms per face at batch 1 and 8')
@@ -190,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(exc))
     print(text)
     prefix = (f'{args.data.parent.name}_{args.data.stem}' + ('_pipeline' if args.pipeline else '')
-              + ('_flip' if args.tta_flip else ''))
+              + ('_flip' if args.tta_flip else '')
+              + ('' if args.backend == 'torch' else f'_{args.backend}'))
     numbers = {f'{prefix}_acc': round(report['accuracy'], 4),
                f'{prefix}_macro_f1': round(report['macro_f1'], 4)}
     if args.pipeline:
@@ -221,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
 def _robustness(args: argparse.Namespace) -> None:
     from fer_ros.robustness import robustness, robustness_markdown, save_robustness_png
 
-    report = robustness(load_ensemble(args.model), load_dataset(args.data), args.tta_flip)
+    report = robustness(load_ensemble(args.model), load_dataset(args.data), args.tta_flip,
+                        args.backend)
     text = robustness_markdown(report)
     print(text)
     if args.out:
@@ -234,7 +250,7 @@ def _robustness(args: argparse.Namespace) -> None:
 
 def _crop_report(args: argparse.Namespace) -> tuple[dict, str]:
     dataset = load_dataset(args.data)
-    report = evaluate(load_ensemble(args.model), dataset, args.tta_flip)
+    report = evaluate(load_ensemble(args.model), dataset, args.tta_flip, args.backend)
     return report, markdown(report)
 
 
@@ -249,9 +265,11 @@ def _pipeline_report(args: argparse.Namespace) -> tuple[dict, str]:
     detector = (TiledDetector(args.detector, args.detection_threshold, tile=args.detection_tile)
                 if args.detection_tile else FaceDetector(args.detector, args.detection_threshold))
     with detector:
-        pipeline = FerPipeline(detector, ExpressionClassifier(args.model, 'cpu', args.tta_flip))
+        pipeline = FerPipeline(detector, ExpressionClassifier(args.model, 'cpu', args.tta_flip,
+                                                              args.backend))
         report = evaluate_pipeline(pipeline, items)
-    report.update(model=args.model, data=str(args.data), tta_flip=args.tta_flip)
+    report.update(model=args.model, data=str(args.data), tta_flip=args.tta_flip,
+                  backend=args.backend)
     return report, pipeline_markdown(report)
 
 

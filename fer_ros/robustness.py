@@ -68,11 +68,12 @@ def perturbed(dataset: FaceDataset, perturb: Perturb) -> FaceDataset:
                        dataset.class_names, dataset.source)
 
 
-def robustness(model: Ensemble, dataset: FaceDataset, tta_flip: bool = False) -> dict:
+def robustness(model: Ensemble, dataset: FaceDataset, tta_flip: bool = False,
+               backend: str = 'torch') -> dict:
     """{'base': accuracy, 'rows': [{perturbation, variants: {name: acc}, mean_drop,
     worst_drop}]} in PERTURBATIONS order (without 'none')."""
     def accuracy(data: FaceDataset) -> float:
-        probs = ensemble_probabilities(model, data, tta_flip)
+        probs = ensemble_probabilities(model, data, tta_flip, backend)
         return metrics(probs, data.targets, data.class_names)['accuracy']
 
     base = accuracy(dataset)
@@ -85,7 +86,7 @@ def robustness(model: Ensemble, dataset: FaceDataset, tta_flip: bool = False) ->
         rows.append({'perturbation': name, 'variants': accs,
                      'mean_drop': float(np.mean(drops)), 'worst_drop': float(max(drops))})
     return {'model': model.name, 'data': dataset.source, 'samples': len(dataset),
-            'tta_flip': tta_flip, 'base': base, 'rows': rows}
+            'tta_flip': tta_flip, 'backend': backend, 'base': base, 'rows': rows}
 
 
 def robustness_markdown(report: dict) -> str:

@@ -44,7 +44,7 @@ if ! fresh fer_msgs "$key"; then
   stamp fer_msgs "$key"
 fi
 
-key=$(cd "$ROOT" && digest setup.py setup.cfg package.xml resource/* config/* launch/* $(find fer_ros -name '*.py' -o -name '*.json' -o -name '*.pt' | sort))
+key=$(cd "$ROOT" && digest setup.py setup.cfg package.xml resource/* config/* launch/* $(find fer_ros -name '*.py' -o -name '*.json' -o -name '*.pt' -o -name '*.onnx' | sort))
 if ! fresh fer_ros "$key"; then
   echo "[setup] installing fer_ros"
   rm -rf "$ROOT/build"  # setuptools' staging folder would re-ship files deleted since

@@ -379,3 +379,23 @@ def test_detection_tile_finds_small_faces_in_wide_frames(graph, ros_context, ast
     faces = publish_until_emotions(executor, pub, msg, rec).faces
     found = sorted(f.roi.x_offset for f in faces if f.roi.y_offset < 580)
     assert [x // 100 for x in found] == [1, 9, 15]  # each astronaut's face, once
+
+
+def test_backend_parameter_switches_to_onnx_runtime(graph, ros_context, astronaut_bgr):
+    executor, add = graph
+    node = add(fer_node(ros_context, backend='onnxruntime_int8', device='auto'))
+    assert node.pipeline.classifier.backend == 'onnxruntime_int8'
+    pub = camera_stand_in(add, ros_context)
+    rec = add(Recorder(ros_context))
+    msg = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='cam'))
+    face = publish_until_emotions(executor, pub, msg, rec).faces[0]
+    assert face.label == 'happy' and face.label_probability > 0.6
+    for name, value, reason in (('backend', 'tensorrt', 'use one of torch'),
+                                ('model', 'mini_xception_fer2013', 'use backend torch'),
+                                ('device', 'cuda', 'cpu')):
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful and reason in result.reason, (name, result.reason)
+    assert node.pipeline.classifier.backend == 'onnxruntime_int8'
+    assert node.get_parameter('model').value == DEFAULT_MODEL
+    assert node.set_parameters([Parameter('backend', value='onnxruntime')])[0].successful
+    assert node.pipeline.classifier.backend == 'onnxruntime'

@@ -367,8 +367,9 @@ def test_recorded_public_test_accuracy_is_reproduced(spec):
 
 
 @pytest.mark.parametrize('arch', ['mini_xception', 'fer_cnn', 'resnet_small'])
-def test_onnx_export_matches_torch(tmp_path, arch):
-    from fer_ros.export import export_onnx
+def test_onnx_export_matches_torch(tmp_path, arch, astronaut_bgr):
+    from fer_ros.classifier import ExpressionClassifier
+    from fer_ros.export import main as export_main
     from fer_ros.models import ARCHITECTURES, ModelSpec, InputSpec, save_checkpoint
     spec = ModelSpec(name=arch, architecture=arch, class_names=CLASSES, weights='test',
                      license='MIT', input=InputSpec(48, 1, 0.5, 0.5, 0.05),
@@ -376,9 +377,18 @@ def test_onnx_export_matches_torch(tmp_path, arch):
     torch.manual_seed(0)
     module = ARCHITECTURES[arch](num_classes=7, **spec.arch_kwargs).eval()
     save_checkpoint(tmp_path / 'm.pt', module, spec)
-    assert export_onnx(str(tmp_path / 'm.pt'), tmp_path / 'm.onnx') < 1e-4
+    data = synthetic_fer2013(tmp_path / 'calib.npz', n=70)
+    export_main([str(tmp_path / 'm.pt'), '--int8', str(data), '--val', str(data)])
     sidecar = json.loads((tmp_path / 'm.json').read_text())
     assert sidecar['class_names'] == list(CLASSES) and sidecar['input']['size'] == 48
+    assert sidecar['parity_max_probability_diff'] < 1e-3
+    assert 0 <= json.loads((tmp_path / 'm.int8.json').read_text())['val_acc_int8'] <= 1
+    boxes = [(173, 67, 103, 103), (150, 50, 140, 150)]
+    expected = ExpressionClassifier(str(tmp_path / 'm.pt')).predict(astronaut_bgr, boxes)
+    for backend, tolerance in (('onnxruntime', 1e-3), ('onnxruntime_int8', 0.05)):
+        got = ExpressionClassifier(str(tmp_path / 'm.pt'), backend=backend).predict(
+            astronaut_bgr, boxes)
+        np.testing.assert_allclose(got, expected, atol=tolerance)
 
 
 def test_validation_classes_are_aligned_by_name(tmp_path):

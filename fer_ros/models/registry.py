@@ -67,9 +67,11 @@ class ModelSpec:
 class LoadedModel:
     spec: ModelSpec
     module: nn.Module
+    path: Path | None = None  # the checkpoint file, if the model came from one
 
 
 _REGISTRY: dict[str, tuple[ModelSpec, Callable[[], nn.Module]]] = {}
+_CHECKPOINTS: dict[str, Path] = {}  # registered name -> its checkpoint file
 
 
 def register_model(spec: ModelSpec, build: Callable[[], nn.Module]) -> None:
@@ -156,6 +158,7 @@ def register_checkpoints(directory: Path) -> None:
     for path in sorted(directory.glob('*.pt')):
         spec = _spec_from_dict(_read_checkpoint(path).get('spec'), path)
         register_model(spec, lambda path=path: load_checkpoint(path).module)
+        _CHECKPOINTS[spec.name] = path
 
 
 def load_checkpoint(path: str | Path) -> LoadedModel:
@@ -175,12 +178,12 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         module.load_state_dict(data['state_dict'])
     except (ValueError, RuntimeError) as exc:
         raise _bad_checkpoint(path, exc) from None
-    return LoadedModel(spec, module.eval())
+    return LoadedModel(spec, module.eval(), path)
 
 
 def load_model(name_or_path: str) -> LoadedModel:
     """Create a model by registry name, or load a checkpoint file (CPU, eval mode)."""
     if name_or_path in _REGISTRY:
         spec, build = _REGISTRY[name_or_path]
-        return LoadedModel(spec, build().eval())
+        return LoadedModel(spec, build().eval(), _CHECKPOINTS.get(name_or_path))
     return load_checkpoint(name_or_path)

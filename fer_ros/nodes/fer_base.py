@@ -25,6 +25,7 @@ from fer_ros.image_conversion import ImageConversionError, image_to_bgr8, ndarra
 from fer_ros.input_stats import InputStats
 from fer_ros.latest import LatestWorker
 from fer_ros.models import DEFAULT_MODEL
+from fer_ros.models.onnx_backend import check_backend
 from fer_ros.nodes.params import (RELIABILITY, accept_integers_for_doubles, declare, image_qos,
                                   one_of)
 from fer_ros.pipeline import FerPipeline, FrameResult, Stopwatch, annotate
@@ -35,8 +36,8 @@ from fer_ros.untrusted import printable
 LOSS_WARN = 0.1  # WARN on /diagnostics above this fraction of input frames lost (last 5 s)
 _START_ONLY = ('image_reliability', 'image_depth', 'image_transport')
 # The parameters the pipeline is built from: a change rebuilds it.
-_PIPELINE = ('model', 'device', 'detector_model', 'detection_threshold', 'max_faces',
-             'detection_tile')
+_PIPELINE = ('model', 'device', 'backend', 'detector_model', 'detection_threshold',
+             'max_faces', 'detection_tile')
 
 
 def to_msg(result: FrameResult, header, width: int, height: int, model: str) -> FaceEmotionArray:
@@ -74,6 +75,11 @@ class FerNodeBase(Node):
         self.device = declare(self, 'device', 'auto',
                               'Compute device: auto (GPU if present), cpu, cuda or cuda:N',
                               validate=check_device_name)
+        self.backend = declare(
+            self, 'backend', 'torch',
+            'Expression model runtime: torch (any device), onnxruntime or onnxruntime_int8 '
+            '(CPU; the ONNX files fer_export_onnx writes beside each checkpoint)',
+            validate=check_backend)
         self.detector_model = declare(
             self, 'detector_model', 'full_range',
             'MediaPipe face detector: full_range (far and group shots), short_range (faster, '
@@ -185,8 +191,8 @@ class FerNodeBase(Node):
             self.get_logger().info(
                 f'model {printable(self.model)} '
                 f"({', '.join(self.pipeline.classifier.class_names)}) on "
-                f'{self.pipeline.classifier.device}, detector {printable(self.detector_model)}; '
-                f'{where}')
+                f'{self.pipeline.classifier.device} with {self.backend}, detector '
+                f'{printable(self.detector_model)}; {where}')
 
     def stop_input(self) -> None:
         if self._subscription is not None:
@@ -196,9 +202,9 @@ class FerNodeBase(Node):
             self._worker.stop()
             self._worker = None
 
-    def _build(self, model: str, device: str, detector_model: str, detection_threshold: float,
-               max_faces: int, detection_tile: int) -> FerPipeline:
-        classifier = ExpressionClassifier(model, device, self.tta_flip)
+    def _build(self, model: str, device: str, backend: str, detector_model: str,
+               detection_threshold: float, max_faces: int, detection_tile: int) -> FerPipeline:
+        classifier = ExpressionClassifier(model, device, self.tta_flip, backend)
         if classifier.device_warning:
             self.get_logger().warning(classifier.device_warning)
         detector = (TiledDetector(detector_model, detection_threshold, max_faces,
@@ -213,6 +219,8 @@ class FerNodeBase(Node):
                                        reason=f'{", ".join(start_only)} apply at start only')
         if 'device' in new and (reason := check_device_name(new['device'])):
             return SetParametersResult(successful=False, reason=f'device: {reason}')
+        if 'backend' in new and (reason := check_backend(new['backend'])):
+            return SetParametersResult(successful=False, reason=f'backend: {reason}')
         if 'detection_tile' in new and (reason := check_tile(new['detection_tile'])):
             return SetParametersResult(successful=False, reason=f'detection_tile: {reason}')
         if self.loaded and any(new[k] != getattr(self, k) for k in _PIPELINE if k in new):
@@ -228,7 +236,8 @@ class FerNodeBase(Node):
                 with self._load_lock:
                     old.detector.close()
             self.get_logger().info(
-                f'now using model {printable(self.model)} on {pipeline.classifier.device}')
+                f'now using model {printable(self.model)} on {pipeline.classifier.device} '
+                f'with {self.backend}')
         if 'cpu_threads' in new:
             self.cpu_threads = new['cpu_threads']
         if 'smoothing' in new:

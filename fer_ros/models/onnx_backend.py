@@ -1,0 +1,105 @@
+"""Expression models on ONNX Runtime (CPU): the float32 graph fer_export_onnx writes beside a
+checkpoint (<name>.onnx), or its int8 quantisation (<name>.int8.onnx). Each file has a JSON
+sidecar with the SHA-256 of the weights it was exported from: a file exported from other
+weights is refused, so the two backends always run the same model."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer_ros.untrusted import read_regular_file
+
+from .registry import LoadedModel, ModelError, ModelSpec
+
+BACKENDS = ('torch', 'onnxruntime', 'onnxruntime_int8')
+MAX_ONNX_BYTES = 256 << 20
+
+
+def check_backend(name: str) -> str | None:
+    """Why a backend name is unknown, or None."""
+    return None if name in BACKENDS else f"use one of {', '.join(BACKENDS)}"
+
+
+def onnx_file(checkpoint: Path, int8: bool) -> Path:
+    return checkpoint.with_suffix('.int8.onnx' if int8 else '.onnx')
+
+
+def sidecar(onnx: Path) -> Path:
+    return onnx.with_suffix('.json')
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    """Of the weights as loaded (names, dtypes, values), whatever else the checkpoint holds."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(module.state_dict().items()):
+        digest.update(f'{key}:{tensor.dtype}:{tuple(tensor.shape)}'.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class OnnxModel:
+    """An ONNX graph of a model: logits (N, classes) of a float32 batch (N, C, S, S).
+
+    One intra-op thread: these models run fastest that way per face at batch 1-8, and
+    several nodes share the cores without oversubscription."""
+
+    def __init__(self, graph: bytes | str, spec: ModelSpec, kind: str = 'ONNX'):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only
+        try:
+            self.session = onnxruntime.InferenceSession(
+                graph, options, providers=['CPUExecutionProvider'])
+        except Exception as exc:  # onnxruntime raises its own types for a broken graph
+            raise ModelError(f'{spec.name}: ONNX Runtime cannot load its {kind} file: '
+                             f"{' '.join(str(exc).split())[:200]}") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        want = [spec.input.channels, spec.input.size, spec.input.size]
+        if (len(inputs) != 1 or list(inputs[0].shape[1:]) != want or len(outputs) != 1
+                or outputs[0].shape[1:] != [len(spec.class_names)]):
+            raise ModelError(f"{spec.name}: its {kind} file does not take (N, "
+                             f"{', '.join(map(str, want))}) faces to (N, "
+                             f'{len(spec.class_names)}) logits')
+        self.input = inputs[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: np.ascontiguousarray(x, np.float32)})[0]
+
+
+def load_onnx(model: LoadedModel, int8: bool) -> OnnxModel:
+    """The ONNX (or int8) file beside a loaded model's checkpoint, if it holds its weights."""
+    name = model.spec.name
+    kind = 'int8 ONNX' if int8 else 'ONNX'
+    make = f"fer_export_onnx {name}{' --int8 <train.npz>' if int8 else ''}"
+    if model.path is None:
+        raise ModelError(f'{name} has no checkpoint to run as {kind}: use backend torch')
+    path = onnx_file(model.path, int8)
+    try:
+        graph = read_regular_file(path, MAX_ONNX_BYTES)
+        meta = json.loads(read_regular_file(sidecar(path), 1 << 20))
+    except (OSError, ValueError):
+        raise ModelError(f'{name}: no {kind} file beside its checkpoint; make it with '
+                         f'`{make}`') from None
+    if not isinstance(meta, dict) or meta.get('weights_sha256') != weights_sha256(model.module):
+        raise ModelError(f'{name}: its {kind} file was exported from other weights; '
+                         f'export it again with `{make}`')
+    return OnnxModel(graph, model.spec, kind)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def onnx_probabilities(model: OnnxModel, x: np.ndarray, tta_flip: bool = False) -> np.ndarray:
+    """As classifier.probabilities, for an ONNX model and a numpy batch."""
+    if not tta_flip:
+        return softmax(model(x))
+    probs = softmax(model(np.concatenate([x, x[..., ::-1]])))
+    return (probs[:len(x)] + probs[len(x):]) / 2

@@ -1,0 +1,72 @@
+"""The onnxruntime backends: the shipped ONNX files run the checkpoint's weights, stale or
+missing files are refused with the command that makes them, and fer_node switches backends."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import DATA
+from fer_ros.classifier import DeviceError, ExpressionClassifier
+from fer_ros.data import load_dataset
+from fer_ros.evaluate import dataset_tensor, metrics
+from fer_ros.models import DEFAULT_MODEL, ModelError, average_by_name, load_model
+from fer_ros.models.onnx_backend import load_onnx, onnx_probabilities
+
+FACES = [(173, 67, 103, 103), (160, 50, 130, 140), (190, 80, 80, 90)]  # astronaut, 3 crops
+
+
+@pytest.mark.parametrize('backend, tolerance', [('onnxruntime', 1e-3),
+                                                ('onnxruntime_int8', 0.05)])
+def test_shipped_default_model_runs_the_same_weights(astronaut_bgr, backend, tolerance):
+    torch_probs = ExpressionClassifier(DEFAULT_MODEL).predict(astronaut_bgr, FACES)
+    clf = ExpressionClassifier(DEFAULT_MODEL, 'auto', backend=backend)
+    assert str(clf.device) == 'cpu' and clf.device_warning is None
+    probs = clf.predict(astronaut_bgr, FACES)
+    np.testing.assert_allclose(probs, torch_probs, atol=tolerance)
+    assert (probs.argmax(1) == torch_probs.argmax(1)).all()
+    clf.tta_flip = True
+    flipped = ExpressionClassifier(DEFAULT_MODEL, tta_flip=True).predict(astronaut_bgr, FACES)
+    np.testing.assert_allclose(clf.predict(astronaut_bgr, FACES), flipped, atol=tolerance)
+
+
+@pytest.mark.skipif(not (DATA / 'fer2013' / 'public_test.npz').exists(),
+                    reason='../shared is not present')
+def test_int8_accuracy_loss_on_public_test_is_as_stated():
+    loaded = load_model(DEFAULT_MODEL)
+    data = load_dataset(DATA / 'fer2013' / 'public_test.npz')
+    x = dataset_tensor(data, loaded.spec.input).numpy()
+    meta = json.loads(loaded.path.with_suffix('.int8.json').read_text())
+    int8 = load_onnx(loaded, int8=True)
+    probs = np.concatenate([onnx_probabilities(int8, x[i:i + 512]) for i in range(0, len(x), 512)])
+    probs = average_by_name([probs], [loaded.spec.class_names], data.class_names)
+    accuracy = metrics(probs, data.targets, data.class_names)['accuracy']
+    assert accuracy == pytest.approx(meta['val_acc_int8'], abs=1e-3)
+    assert meta['val_acc_torch'] == pytest.approx(loaded.spec.metrics['fer2013_public_test_acc'],
+                                                  abs=1e-3)
+    assert meta['val_acc_torch'] - accuracy < 0.005  # stated: at most half a point lost
+
+
+def test_missing_stale_or_foreign_onnx_files_are_refused(tmp_path):
+    source = load_model(DEFAULT_MODEL).path
+    for suffix in ('.pt', '.onnx', '.json', '.int8.onnx', '.int8.json'):
+        shutil.copy(source.with_suffix(suffix), tmp_path / f'm{suffix}')
+    checkpoint = str(tmp_path / 'm.pt')
+    ExpressionClassifier(checkpoint, backend='onnxruntime_int8')
+    meta = json.loads((tmp_path / 'm.json').read_text())
+    (tmp_path / 'm.json').write_text(json.dumps({**meta, 'weights_sha256': '0' * 64}))
+    with pytest.raises(ModelError, match='exported from other weights; export it again with '
+                                         '`fer_export_onnx fer_cnn_fer2013_ft`'):
+        ExpressionClassifier(checkpoint, backend='onnxruntime')
+    (tmp_path / 'm.int8.onnx').unlink()
+    with pytest.raises(ModelError, match=r'no int8 ONNX file .* --int8 <train.npz>'):
+        ExpressionClassifier(checkpoint, backend='onnxruntime_int8')
+    (tmp_path / 'm.int8.onnx').write_bytes(b'not a graph')
+    with pytest.raises(ModelError, match='ONNX Runtime cannot load'):
+        ExpressionClassifier(checkpoint, backend='onnxruntime_int8')
+    with pytest.raises(ModelError, match='no checkpoint .* use backend torch'):
+        ExpressionClassifier('mini_xception_fer2013', backend='onnxruntime')
+    with pytest.raises(ModelError, match="unknown backend 'tensorrt'"):
+        ExpressionClassifier(DEFAULT_MODEL, backend='tensorrt')
+    with pytest.raises(DeviceError):
+        ExpressionClassifier(DEFAULT_MODEL, 'cuda', backend='onnxruntime')
