@@ -138,6 +138,10 @@ def _probe_tflite(content: bytes, shown: str) -> None:
     raise ValueError(f'{shown} is not a usable face detector: {reason}')
 
 
+_WARM_UP_SHAPES = ((64, 64), (384, 384), (384, 192), (192, 384), (480, 640), (720, 1280),
+                   (256, 256), (360, 640))
+
+
 class FaceDetector:
     """Detect faces in RGB images of any size.
 
@@ -167,8 +171,12 @@ class FaceDetector:
         import mediapipe as mp
         with native_stderr_silenced():  # ~55 lines of load-time notes; warm up while silent
             self._detector = vision.FaceDetector.create_from_options(options)
-            self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
-                                           data=np.zeros((64, 64, 3), np.uint8)))
+            # LiteRT logs a notice, once, at the first input tensor it finds misaligned, which
+            # depends on the frame's shape and where its memory lies: meet it here.
+            memory = np.zeros(720 * 1280 * 3 + 64, np.uint8)
+            for offset, (h, w) in enumerate(_WARM_UP_SHAPES):
+                data = memory[offset * 16 % 64:][:h * w * 3].reshape(h, w, 3)
+                self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=data))
         self.model = model
         self.min_confidence = min_confidence
         self.max_faces = max_faces
