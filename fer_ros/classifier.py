@@ -9,7 +9,7 @@ import torch
 
 from fer_ros.models import DEFAULT_MODEL, Ensemble, ModelError, load_ensemble
 from fer_ros.models.onnx_backend import check_backend, load_onnx, onnx_probabilities
-from fer_ros.preprocess import face_batch
+from fer_ros.preprocess import Framing, face_batch
 from fer_ros.untrusted import quoted
 
 DEVICES = ('auto', 'cpu', 'cuda')
@@ -64,11 +64,12 @@ class ExpressionClassifier:
     model is a registry name, a checkpoint path, or an ensemble (see load_ensemble);
     tta_flip also classifies each mirrored face (about twice the time, a little more accurate);
     backend runs the models with PyTorch (any device) or ONNX Runtime on the CPU, float32 or
-    int8 (files fer_export_onnx writes beside each checkpoint).
+    int8 (files fer_export_onnx writes beside each checkpoint); align rolls each face so its
+    eyes are level, where predict is given the detector's keypoints.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = 'cpu', tta_flip: bool = False,
-                 backend: str = 'torch'):
+                 backend: str = 'torch', align: bool = True):
         if reason := check_backend(backend):
             raise ModelError(f'unknown backend {quoted(backend)}; {reason}')
         if backend == 'torch':
@@ -86,20 +87,24 @@ class ExpressionClassifier:
         for member in self.model.members:
             # channels-last runs these small convnets ~2x faster on CPU (oneDNN) and GPU.
             member.module = member.module.to(self.device, memory_format=torch.channels_last)
-        self.tta_flip = tta_flip
+        self.tta_flip, self.align = tta_flip, align
 
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.model.class_names
 
     @torch.inference_mode()
-    def predict(self, image_bgr: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
-        """Probabilities (N, classes) for the (x, y, w, h) face boxes of a BGR image."""
+    def predict(self, image_bgr: np.ndarray, boxes: Sequence[Sequence[float]],
+                keypoints: Sequence[Sequence[tuple[float, float]]] | None = None,
+                framing: Framing | None = None) -> np.ndarray:
+        """Probabilities (N, classes) for the (x, y, w, h) face boxes of a BGR image; with the
+        detector's keypoints (eyes first) and framing, crops as preprocess.face_window says."""
         if len(boxes) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
         member_probs = []
         for i, member in enumerate(self.model.members):
-            batch = face_batch(image_bgr, boxes, member.spec.input)
+            batch = face_batch(image_bgr, boxes, member.spec.input, keypoints, framing,
+                               self.align)
             if self.onnx:
                 member_probs.append(onnx_probabilities(self.onnx[i], batch, self.tta_flip))
                 continue

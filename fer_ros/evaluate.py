@@ -138,9 +138,10 @@ def measure_latency(module: nn.Module, spec: InputSpec, batch: int, repeats: int
 
 
 def markdown(report: dict) -> str:
+    backend = report.get('backend', 'torch')
     lines = [f"# {report['model']} on {Path(report['data']).name}", '',
-             f"- samples: {report['samples']}, flip TTA: {report['tta_flip']}, "
-             f"backend: {report['backend']}",
+             f"- samples: {report['samples']}, flip TTA: {report['tta_flip']}"
+             + ('' if backend == 'torch' else f', backend: {backend}'),
              f"- accuracy (majority): {report['accuracy']:.4f}",
              f"- macro-F1: {report['macro_f1']:.4f}",
              f"- soft accuracy: {report['soft_accuracy']:.4f}, "
@@ -175,14 +176,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--pipeline', action='store_true',
                         help="run the node's detector and crop on full-size images first")
     parser.add_argument('--detector', default='full_range',
-                        help='with --pipeline: full_range, short_range or a .tflite path')
+                        help='with --pipeline or --framing: full_range, short_range or a .tflite '
+                             'path')
     parser.add_argument('--detection-threshold', type=float, default=0.3,
                         help='with --pipeline: minimum face detection confidence')
+    parser.add_argument('--no-align', action='store_true',
+                        help="with --pipeline: do not roll faces to level the eyes (fer_node's "
+                             'align_faces false)')
     parser.add_argument('--detection-tile', type=int, default=0,
                         help="with --pipeline: fer_node's detection_tile (0 = whole frame only)")
     parser.add_argument('--robustness', action='store_true',
                         help='accuracy under shifted, scaled, rotated, blurred, dark, '
                              'low-contrast, JPEG-30 and 24-px crops: a table and a plot')
+    parser.add_argument('--framing', action='store_true',
+                        help="measure how --detector frames the split's faces (the crop "
+                             'geometry fer_node applies for it); the model is not used')
     parser.add_argument('--tta-flip', action='store_true', help='average with the mirrored face')
     parser.add_argument('--backend', choices=BACKENDS, default='torch',
                         help="runtime of the model, as fer_node's backend parameter")
@@ -194,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.data.is_dir() and not args.pipeline:
         parser.error(f'{args.data} is a folder: use --pipeline for full-size images')
+    if args.framing:
+        return _framing(args)
     if args.robustness:
         if args.pipeline or args.record:
             parser.error('--robustness perturbs face crops: not with --pipeline or --record')
@@ -233,6 +243,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f'report written to {args.out}')
 
 
+def _framing(args: argparse.Namespace) -> None:
+    from fer_ros.detection import FaceDetector
+    from fer_ros.framing import measure_framing
+
+    images = load_dataset(args.data).images
+    with FaceDetector(args.detector, args.detection_threshold) as detector:
+        framing, found = measure_framing(images, detector)
+    print(f'{args.detector} on {args.data.name}: {framing} ({found} of {len(images)} faces found)')
+
+
 def _robustness(args: argparse.Namespace) -> None:
     from fer_ros.robustness import robustness, robustness_markdown, save_robustness_png
 
@@ -265,8 +285,8 @@ def _pipeline_report(args: argparse.Namespace) -> tuple[dict, str]:
     detector = (TiledDetector(args.detector, args.detection_threshold, tile=args.detection_tile)
                 if args.detection_tile else FaceDetector(args.detector, args.detection_threshold))
     with detector:
-        pipeline = FerPipeline(detector, ExpressionClassifier(args.model, 'cpu', args.tta_flip,
-                                                              args.backend))
+        pipeline = FerPipeline(detector, ExpressionClassifier(
+            args.model, 'cpu', args.tta_flip, args.backend, align=not args.no_align))
         report = evaluate_pipeline(pipeline, items)
     report.update(model=args.model, data=str(args.data), tta_flip=args.tta_flip,
                   backend=args.backend)

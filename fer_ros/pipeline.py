@@ -58,8 +58,9 @@ class FerPipeline:
         faces = self.detector.detect(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
         watch.lap('detect')
         boxes = [f.box for f in faces]
-        ids, probs = self.tracker.update(boxes, self.classifier.predict(image_bgr, boxes),
-                                         self.classifier.class_names)
+        probs = self.classifier.predict(image_bgr, boxes, [f.keypoints for f in faces],
+                                        self.detector.framing)
+        ids, probs = self.tracker.update(boxes, probs, self.classifier.class_names)
         watch.lap('classify')
         results = [FaceExpression(f, i, p, int(np.argmax(p)))
                    for f, i, p in zip(faces, ids, probs)]

@@ -64,6 +64,7 @@ class TiledDetector:
         # max_faces 0 inside: a face may only be cut after duplicates are merged.
         self.detector = FaceDetector(model, min_confidence, 0, min_suppression)
         self.model, self.min_confidence, self.max_faces = model, min_confidence, max_faces
+        self.framing = self.detector.framing
         # at 1.5 tiles and below, at most two tiles: webcam frames stay whole-frame only
         self.tile, self.overlap = tile, overlap
         self.min_side = round(1.5 * tile) if min_side is None else min_side

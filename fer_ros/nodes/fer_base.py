@@ -98,6 +98,10 @@ class FerNodeBase(Node):
             'is at least 1.5 of them, for small faces in wide frames (640: faces down to ~40 px '
             'in 1080p and 4K; ~7x the detection time at 1080p); 0 = whole frame only',
             bounds=(0, 1920), validate=check_tile)
+        self.align_faces = declare(
+            self, 'align_faces', True,
+            "Roll each face so its eyes are level (the detector's eye keypoints) before "
+            'classifying: tilted heads and cameras')
         self.cpu_threads = declare(
             self, 'cpu_threads', 1,
             'CPU threads of the expression model (in the node\'s worker thread, one thread was '
@@ -204,7 +208,8 @@ class FerNodeBase(Node):
 
     def _build(self, model: str, device: str, backend: str, detector_model: str,
                detection_threshold: float, max_faces: int, detection_tile: int) -> FerPipeline:
-        classifier = ExpressionClassifier(model, device, self.tta_flip, backend)
+        classifier = ExpressionClassifier(model, device, self.tta_flip, backend,
+                                          self.align_faces)
         if classifier.device_warning:
             self.get_logger().warning(classifier.device_warning)
         detector = (TiledDetector(detector_model, detection_threshold, max_faces,
@@ -246,6 +251,10 @@ class FerNodeBase(Node):
             self.tta_flip = new['tta_flip']
             if self.pipeline is not None:
                 self.pipeline.classifier.tta_flip = self.tta_flip
+        if 'align_faces' in new:
+            self.align_faces = new['align_faces']
+            if self.pipeline is not None:
+                self.pipeline.classifier.align = self.align_faces
         for name in _PIPELINE:
             if name in new and not self.loaded:  # applied when the models are loaded
                 setattr(self, name, new[name])
