@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from fer_ros.degrade import Degrade
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -18,11 +20,23 @@ class Augment:
     contrast: float = 0.2            # multiplicative +-
     erase_prob: float = 0.25
     erase_area: tuple[float, float] = (0.02, 0.15)
+    degrade: Degrade | None = None   # camera degradations, first, on pixels
+    mean: float = 0.5                # the input normalisation, to reach pixels
+    std: float = 0.5
+
+    @classmethod
+    def capture(cls) -> Augment:
+        """Crops and images as a robot camera gives them: wider geometric jitter (a detector's
+        box), low contrast, and the camera's degradations."""
+        return cls(max_rotation_deg=15.0, scale=(0.85, 1.15), max_shift=0.1, contrast=0.5,
+                   degrade=Degrade())
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, _, h, w = x.shape
         device = x.device
         generator = _on_device(generator, device)
+        if self.degrade is not None:
+            x = (self.degrade(x * self.std + self.mean, generator) - self.mean) / self.std
 
         def rand() -> torch.Tensor:
             return torch.rand(n, generator=generator, device=device)

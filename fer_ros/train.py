@@ -67,6 +67,9 @@ class TrainConfig:
                              'moving average of the weights with this decay per step, e.g. '
                              '0.999 (0 disables)'})
     augment: bool = True
+    capture_augment: bool = field(default=False, metadata={'help': 'augment as a robot camera '
+                                  'captures faces: wider crop jitter, low light and contrast, '
+                                  'blur, low resolution, JPEG, noise (fer_ros/degrade.py)'})
     patience: int = 10               # early stopping, epochs without val improvement
     seed: int = 0
     threads: int = 0                 # 0: torch default
@@ -198,7 +201,8 @@ class Trainer:
             self.fit_targets = self._distilled(self.fit_targets)
         self.class_weights = balanced_class_weights(self.t_train) \
             if cfg.class_weights == 'balanced' else None
-        self.augment = Augment() if cfg.augment else None
+        self.augment = (Augment.capture() if cfg.capture_augment else Augment()) \
+            if cfg.augment else None
         self.epoch, self.step, self.best_acc, self.stale = 0, 0, -1.0, 0
         if cfg.init and not resume:
             init_from(self.model, load_model(cfg.init), cfg.arch, cfg.arch_kwargs, names)
@@ -477,7 +481,8 @@ def main(argv: list[str] | None = None) -> Path | None:
         elif isinstance(default, bool):
             parser.add_argument(f"--{f.name.replace('_', '-')}",
                                 type=lambda s: s.lower() in ('1', 'true', 'yes'),
-                                help=f'default: {default}')
+                                help=f.metadata.get('help', '') + f' (true/false; default: '
+                                f'{default})')
         else:
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(default),
                                 help=f.metadata.get('help', f'default: {default}'))

@@ -207,6 +207,17 @@ def test_augment_is_seeded_and_each_part_does_its_job(device):
     assert erased.flatten(1).any(1).all() and not erased.all()  # a patch of each, never all
 
 
+@pytest.mark.parametrize('device', DEVICES)
+def test_capture_augmentation_trains_on_every_device(tmp_path, device):
+    from fer_ros.augment import Augment
+    data = synthetic_fer2013(tmp_path / 'train.npz', n=70)
+    trainer = Trainer(_config(data, epochs=1, max_batches=2, capture_augment=True,
+                              device=device), tmp_path / 'run')
+    assert trainer.augment == Augment.capture()
+    assert trainer.fit(progress=False).is_file()
+    assert 'capture_augment=True' in (tmp_path / 'run' / 'card.md').read_text()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 def test_training_on_a_gpu_writes_a_cpu_checkpoint_and_resumes(tmp_path):
     data = synthetic_fer2013(tmp_path / 'train.npz')
