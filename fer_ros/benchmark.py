@@ -95,6 +95,7 @@ def detection_cost(media: Path, repeats: int = 10) -> None:
 def backend_cost(model: str, repeats: int = 200) -> None:
     """Forward pass alone per backend, one thread, as make bench's TFLite reference is timed."""
     from fer_ros.classifier import ExpressionClassifier
+    from fer_ros.evaluate import lowest_median_ms
     from fer_ros.models import ModelError
     from fer_ros.models.onnx_backend import BACKENDS
 
@@ -115,18 +116,8 @@ def backend_cost(model: str, repeats: int = 200) -> None:
         ms = {}
         for batch in (1, 8):
             x = np.zeros((batch, channels, size, size), np.float32)
-            medians = []
             with torch.inference_mode():
-                for _ in range(20):
-                    run(x)
-                for _ in range(3):
-                    times = []
-                    for _ in range(repeats):
-                        t = time.perf_counter()
-                        run(x)
-                        times.append((time.perf_counter() - t) * 1e3)
-                    medians.append(float(np.median(times)))
-            ms[batch] = min(medians)
+                ms[batch] = lowest_median_ms(lambda: run(x), repeats)
         print(f'{backend:28s} {ms[1]:8.3f} {ms[8] / 8:8.3f} {(ms[8] - ms[1]) / 7:10.3f}')
 
 

@@ -7,6 +7,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -116,25 +117,30 @@ def save_confusion_png(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def lowest_median_ms(run: Callable[[], object], repeats: int = 50, rounds: int = 3) -> float:
+    """Milliseconds per call of run() after 5 warm-up calls: the lowest of `rounds` medians
+    of `repeats` calls, so other load on a shared CPU counts least."""
+    for _ in range(5):
+        run()
+    medians = []
+    for _ in range(rounds):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - start) * 1e3)
+        medians.append(float(np.median(times)))
+    return min(medians)
+
+
 def measure_latency(module: nn.Module, spec: InputSpec, batch: int, repeats: int = 50,
                     rounds: int = 3) -> float:
-    """CPU milliseconds per face of a forward pass at the given batch size: the lowest of
-    `rounds` medians of `repeats` passes, so other load on a shared CPU counts least."""
+    """CPU milliseconds per face of a forward pass at the given batch size."""
     module = module.to('cpu', memory_format=torch.channels_last).eval()
     x = torch.zeros(batch, spec.channels, spec.size, spec.size).contiguous(
         memory_format=torch.channels_last)
-    medians = []
     with torch.inference_mode():
-        for _ in range(5):
-            module(x)
-        for _ in range(rounds):
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                module(x)
-                times.append((time.perf_counter() - start) * 1e3)
-            medians.append(float(np.median(times)))
-    return min(medians) / batch
+        return lowest_median_ms(lambda: module(x), repeats, rounds) / batch
 
 
 def markdown(report: dict) -> str:
