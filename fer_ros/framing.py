@@ -1,4 +1,5 @@
-"""How a face detector frames the training images (fer_evaluate --framing).
+"""How a face detector frames the training images (fer_evaluate --framing), and training
+images cropped as the node crops them (fer_train --align-faces).
 
 The shipped models learnt from FER2013/FER+ faces: the whole 48 px frame is what they expect
 to see. Each face is upscaled (4x: 192 px, a face the detector sees well) into a canvas padded
@@ -13,7 +14,15 @@ import cv2
 import numpy as np
 
 from fer_ros.detection import FaceDetector
-from fer_ros.preprocess import Framing
+from fer_ros.preprocess import Framing, crop_window, face_window
+
+
+def _scene(face: np.ndarray, upscale: int) -> np.ndarray:
+    """The face upscaled into a canvas padded by half its side with its edge pixels."""
+    side = face.shape[0] * upscale
+    big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    return cv2.copyMakeBorder(big, side // 2, side // 2, side // 2, side // 2,
+                              cv2.BORDER_REPLICATE)
 
 
 def measure_framing(images: np.ndarray, detector: FaceDetector,
@@ -22,10 +31,8 @@ def measure_framing(images: np.ndarray, detector: FaceDetector,
     scales, shifts = [], []
     for face in images:
         side = face.shape[0] * upscale
-        big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
         pad = side // 2
-        canvas = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        found = detector.detect(cv2.cvtColor(canvas, cv2.COLOR_GRAY2RGB))
+        found = detector.detect(cv2.cvtColor(_scene(face, upscale), cv2.COLOR_GRAY2RGB))
         if not found:
             continue
         box = found[0]
@@ -34,4 +41,19 @@ def measure_framing(images: np.ndarray, detector: FaceDetector,
         shifts.append((pad + side / 2 - (box.y + box.height / 2)) / box_side)
     if not scales:
         raise ValueError('the detector found no face in these images')
-    return Framing(round(float(np.median(scales)), 3), round(float(np.median(shifts)), 3)), len(scales)
+    framing = Framing(round(float(np.median(scales)), 3), round(float(np.median(shifts)), 3))
+    return framing, len(scales)
+
+
+def aligned_faces(images: np.ndarray, detector: FaceDetector, upscale: int = 4) -> np.ndarray:
+    """(N, H, W) gray faces rolled so the eyes are level, cropped by the node's own window
+    (face_window, crop_window) around the detector's box; a face the detector misses is kept
+    as it is. What fer_node feeds the model, for training and validation images."""
+    out = images.copy()
+    for i, face in enumerate(images):
+        scene = _scene(face, upscale)
+        found = detector.detect(cv2.cvtColor(scene, cv2.COLOR_GRAY2RGB))
+        if found:
+            window = face_window(found[0].box, 0.0, found[0].keypoints, detector.framing)
+            out[i] = crop_window(scene, window, face.shape[0])
+    return out

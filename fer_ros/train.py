@@ -66,6 +66,9 @@ class TrainConfig:
     ema_decay: float = field(default=0.0, metadata={'help': 'validate and keep an exponential '
                              'moving average of the weights with this decay per step, e.g. '
                              '0.999 (0 disables)'})
+    align_faces: bool = field(default=False, metadata={'help': "crop every training and "
+                              "validation face as fer_node does (the detector's box, framing "
+                              'and eye roll on the face upscaled 4x): a few minutes per split'})
     augment: bool = True
     capture_augment: bool = field(default=False, metadata={'help': 'augment as a robot camera '
                                   'captures faces: wider crop jitter, low light and contrast, '
@@ -105,6 +108,14 @@ def _splits(cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
     order = np.random.default_rng(cfg.seed).permutation(len(train))
     n_val = max(int(len(train) * cfg.val_fraction), 1)
     return train.subset(order[n_val:]), train.subset(order[:n_val])
+
+
+def _aligned(data: FaceDataset) -> FaceDataset:
+    from fer_ros.detection import FaceDetector
+    from fer_ros.framing import aligned_faces
+    with FaceDetector() as detector:
+        return FaceDataset(aligned_faces(data.images, detector), data.targets,
+                           data.class_names, data.source)
 
 
 def init_from(model: nn.Module, source: LoadedModel, arch: str, arch_kwargs: dict,
@@ -161,6 +172,8 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
         _seed_everything(cfg.seed)
         self.train_set, self.val_set = _splits(cfg)
+        if cfg.align_faces:
+            self.train_set, self.val_set = _aligned(self.train_set), _aligned(self.val_set)
         names = self.train_set.class_names
         self.spec = ModelSpec(
             name=cfg.name, architecture=cfg.arch,

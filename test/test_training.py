@@ -218,6 +218,19 @@ def test_capture_augmentation_trains_on_every_device(tmp_path, device):
     assert 'capture_augment=True' in (tmp_path / 'run' / 'card.md').read_text()
 
 
+def test_align_faces_crops_both_splits_as_the_node_does(tmp_path):
+    from fer_ros.detection import FaceDetector
+    from fer_ros.framing import aligned_faces
+    data = synthetic_fer2013(tmp_path / 'train.npz', n=70)
+    plain = Trainer(_config(data, epochs=1, max_batches=1), tmp_path / 'a')
+    aligned = Trainer(_config(data, epochs=1, max_batches=1, align_faces=True), tmp_path / 'b')
+    with FaceDetector() as detector:
+        for split in ('train_set', 'val_set'):
+            np.testing.assert_array_equal(
+                getattr(aligned, split).images,
+                aligned_faces(getattr(plain, split).images, detector))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 def test_training_on_a_gpu_writes_a_cpu_checkpoint_and_resumes(tmp_path):
     data = synthetic_fer2013(tmp_path / 'train.npz')
