@@ -402,3 +402,4 @@ def test_backend_parameter_switches_to_onnx_runtime(graph, ros_context, astronau
     assert node.get_parameter('model').value == DEFAULT_MODEL
     assert node.set_parameters([Parameter('backend', value='onnxruntime')])[0].successful
     assert node.pipeline.classifier.backend == 'onnxruntime'
+    assert {kv.key: kv.value for kv in node.diagnostics().values}['backend'] == 'onnxruntime'

@@ -274,7 +274,7 @@ class FerNodeBase(Node):
         input_hz, loss = self.input.window(time.monotonic())
         device = str(self.pipeline.classifier.device) if self.pipeline else self.device
         worker = self._worker
-        values = {'model': printable(self.model), 'device': device,
+        values = {'model': printable(self.model), 'device': device, 'backend': self.backend,
                   'frames received': self.input.received,
                   'frames lost before arrival': self.input.lost,
                   'loss counted from': ('publisher sequence numbers' if self.input.counted_exactly
