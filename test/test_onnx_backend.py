@@ -56,7 +56,7 @@ def test_missing_stale_or_foreign_onnx_files_are_refused(tmp_path):
     meta = json.loads((tmp_path / 'm.json').read_text())
     (tmp_path / 'm.json').write_text(json.dumps({**meta, 'weights_sha256': '0' * 64}))
     with pytest.raises(ModelError, match='exported from other weights; export it again with '
-                                         '`fer_export_onnx fer_cnn_fer2013_ft`'):
+                                         f'`fer_export_onnx {DEFAULT_MODEL}`'):
         ExpressionClassifier(checkpoint, backend='onnxruntime')
     (tmp_path / 'm.int8.onnx').unlink()
     with pytest.raises(ModelError, match=r'no int8 ONNX file .* --int8 <train.npz>'):
