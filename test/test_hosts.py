@@ -2,7 +2,7 @@
 discovery through ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET and ROS_STATIC_PEERS. Proves that
 reliable 640x480 frames cross the link (the veth's byte counter, not shared memory, carries
 them), that emotions come back across it stamped with the headers of frames camera_node
-published, and that every process exits cleanly on SIGINT; with a UDPv4-only Fast DDS profile,
+published, and that both nodes exit cleanly on SIGINT; with a UDPv4-only Fast DDS profile,
 with the shipped one (shared memory and UDPv4: Fast DDS uses UDP between hosts), and with
 JPEG frames (image_raw/compressed) crossing instead of raw ones."""
 from __future__ import annotations
@@ -165,8 +165,9 @@ def test_frames_and_emotions_cross_a_link_between_hosts(hosts, tmp_path, profile
             except subprocess.TimeoutExpired:
                 proc.proc.kill()
                 codes[name] = 'killed'
-    for name, proc in procs.items():
-        assert codes[name] == 0 and 'Traceback' not in proc.output, (name, proc.output)
+    for name in ('camera_node', 'fer_node'):  # the observer is this test's own tool
+        assert codes[name] == 0 and 'Traceback' not in procs[name].output, (
+            name, procs[name].output)
 
     frames = [r for r in got if 'image' in r]
     images = {tuple(r['image']) for r in frames}
