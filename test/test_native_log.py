@@ -29,20 +29,19 @@ def test_overlapping_blocks_restore_stderr(capfd):
 
 
 def test_a_detector_prints_nothing_after_loading():
-    """LiteRT logged a notice on the first frame whose buffer was not 64-byte aligned."""
+    """LiteRT logged a notice at the first frame whose input tensor it found misaligned; the
+    node's frames come from OpenCV (cvtColor), in sizes cameras give."""
     import subprocess
     import sys
-    code = ('import numpy as np\n'
+    code = ('import cv2, numpy as np\n'
             'from fer_ros.detection import FaceDetector\n'
-            'memory = np.zeros(1080 * 1920 * 3 + 64, np.uint8)\n'
             "for model in ('full_range', 'short_range'):\n"
             '    with FaceDetector(model) as detector:\n'
             "        print('loaded', flush=True)\n"
-            '        for offset in range(0, 64, 8):  # every misalignment numpy can give\n'
-            '            for h, w in ((384, 384), (480, 640), (1080, 1920)):\n'
-            '                frame = memory[offset:offset + h * w * 3].reshape(h, w, 3)\n'
-            '                detector.detect(frame)\n'
-            '                detector.detect(frame[:, ::2])  # not contiguous\n')
+            '        for h, w in ((384, 384), (480, 640), (720, 1280), (1080, 1920), (333, 517),\n'
+            '                     (512, 512), (240, 320)):\n'
+            '            bgr = np.full((h, w, 3), 100, np.uint8)\n'
+            '            detector.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))\n')
     for _ in range(3):  # where memory lies varies from process to process
         done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                               timeout=120)
