@@ -282,15 +282,13 @@ def _crop_report(args: argparse.Namespace) -> tuple[dict, str]:
 
 def _pipeline_report(args: argparse.Namespace) -> tuple[dict, str]:
     from fer_ros.classifier import ExpressionClassifier
-    from fer_ros.detection import FaceDetector
     from fer_ros.evaluate_pipeline import evaluate_pipeline, labelled_images, pipeline_markdown
     from fer_ros.pipeline import FerPipeline
-    from fer_ros.tiling import TiledDetector
+    from fer_ros.tiling import make_detector
 
     items = labelled_images(args.data)  # refuses unknown labels before loading any model
-    detector = (TiledDetector(args.detector, args.detection_threshold, tile=args.detection_tile)
-                if args.detection_tile else FaceDetector(args.detector, args.detection_threshold))
-    with detector:
+    with make_detector(args.detector, args.detection_threshold, 0,
+                       args.detection_tile) as detector:
         pipeline = FerPipeline(detector, ExpressionClassifier(
             args.model, 'cpu', args.tta_flip, args.backend, align=not args.no_align))
         report = evaluate_pipeline(pipeline, items)

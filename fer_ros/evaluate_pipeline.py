@@ -55,8 +55,8 @@ def _from_csv(path: Path) -> list[LabelledImage]:
         rows = list(csv.DictReader(f))
     if not rows or not {'path', 'label'} <= set(rows[0]):
         raise ValueError(f'{path}: expected a CSV with columns path,label')
-    labels = canonical_classes(sorted({r['label'] for r in rows}), str(path))
-    mapped = dict(zip(sorted({r['label'] for r in rows}), labels))
+    names = sorted({r['label'] for r in rows})
+    mapped = dict(zip(names, canonical_classes(names, str(path))))
     return [LabelledImage(r['path'], mapped[r['label']],
                           lambda p=path.parent / r['path']: cv2.imread(str(p), cv2.IMREAD_COLOR))
             for r in rows]

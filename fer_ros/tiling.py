@@ -106,3 +106,11 @@ class TiledDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def make_detector(model: str, min_confidence: float, max_faces: int,
+                  tile: int) -> FaceDetector | TiledDetector:
+    """fer_node's detector: tiled when `tile` (detection_tile) is not 0."""
+    if tile:
+        return TiledDetector(model, min_confidence, max_faces, tile=tile)
+    return FaceDetector(model, min_confidence, max_faces)

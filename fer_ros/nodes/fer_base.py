@@ -20,7 +20,6 @@ from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 
 from fer_ros.classifier import ExpressionClassifier, check_device_name
 from fer_ros.compressed import decode_compressed
-from fer_ros.detection import FaceDetector
 from fer_ros.image_conversion import ImageConversionError, image_to_bgr8, ndarray_to_image
 from fer_ros.input_stats import InputStats
 from fer_ros.latest import LatestWorker
@@ -29,7 +28,7 @@ from fer_ros.models.onnx_backend import check_backend
 from fer_ros.nodes.params import (RELIABILITY, accept_integers_for_doubles, declare, image_qos,
                                   one_of)
 from fer_ros.pipeline import FerPipeline, FrameResult, Stopwatch, annotate
-from fer_ros.tiling import TiledDetector, check_tile
+from fer_ros.tiling import check_tile, make_detector
 from fer_ros.tracking import FaceTracker
 from fer_ros.untrusted import printable
 
@@ -38,6 +37,8 @@ _START_ONLY = ('image_reliability', 'image_depth', 'image_transport')
 # The parameters the pipeline is built from: a change rebuilds it.
 _PIPELINE = ('model', 'device', 'backend', 'detector_model', 'detection_threshold',
              'max_faces', 'detection_tile')
+# Run-time values checked before anything is loaded; each check gives the reason or None.
+_CHECKS = {'device': check_device_name, 'backend': check_backend, 'detection_tile': check_tile}
 
 
 def to_msg(result: FrameResult, header, width: int, height: int, model: str) -> FaceEmotionArray:
@@ -212,9 +213,7 @@ class FerNodeBase(Node):
                                           self.align_faces)
         if classifier.device_warning:
             self.get_logger().warning(classifier.device_warning)
-        detector = (TiledDetector(detector_model, detection_threshold, max_faces,
-                                  tile=detection_tile) if detection_tile
-                    else FaceDetector(detector_model, detection_threshold, max_faces))
+        detector = make_detector(detector_model, detection_threshold, max_faces, detection_tile)
         return FerPipeline(detector, classifier, self.tracker)
 
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -222,12 +221,9 @@ class FerNodeBase(Node):
         if start_only := [n for n in _START_ONLY if n in new]:
             return SetParametersResult(successful=False,
                                        reason=f'{", ".join(start_only)} apply at start only')
-        if 'device' in new and (reason := check_device_name(new['device'])):
-            return SetParametersResult(successful=False, reason=f'device: {reason}')
-        if 'backend' in new and (reason := check_backend(new['backend'])):
-            return SetParametersResult(successful=False, reason=f'backend: {reason}')
-        if 'detection_tile' in new and (reason := check_tile(new['detection_tile'])):
-            return SetParametersResult(successful=False, reason=f'detection_tile: {reason}')
+        for name, check in _CHECKS.items():
+            if name in new and (reason := check(new[name])):
+                return SetParametersResult(successful=False, reason=f'{name}: {reason}')
         if self.loaded and any(new[k] != getattr(self, k) for k in _PIPELINE if k in new):
             config = {k: new.get(k, getattr(self, k)) for k in _PIPELINE}
             try:
