@@ -1,6 +1,7 @@
 """Face detection with the MediaPipe Tasks face detector (BlazeFace models)."""
 from __future__ import annotations
 
+import ctypes
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -145,8 +146,41 @@ def _probe_tflite(content: bytes, shown: str) -> None:
     raise ValueError(f'{shown} is not a usable face detector: {reason}')
 
 
-_WARM_UP_SHAPES = ((64, 64), (384, 384), (384, 192), (192, 384), (480, 640), (720, 1280),
-                   (256, 256), (360, 640))
+_WARM_UP_SHAPES = ((64, 64), (384, 384), (480, 640), (720, 1280), (256, 256), (360, 640))
+_MAX_WARM_UP = 96
+_LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+_alignment_notice_logged = False
+
+
+@_LOG_CALLBACK
+def _watch_log(severity: int, message: bytes, user_data: int) -> None:
+    global _alignment_notice_logged
+    if b'memory is not aligned' in message:
+        _alignment_notice_logged = True
+
+
+def _warm_up(detector) -> None:
+    """Run frames through a new detector until LiteRT has logged its alignment notice.
+
+    LiteRT logs it once per process, at the first input tensor that MediaPipe's allocator
+    left misaligned, which varies from call to call; it would otherwise reach stderr at some
+    later frame. Call while stderr is silenced. MediaPipe's log sink tells when it came.
+    """
+    import mediapipe as mp
+    from mediapipe.tasks.python.core.mediapipe_c_bindings import load_raw_library
+
+    library = load_raw_library()
+    library.MpSetLoggingCallback.argtypes = [_LOG_CALLBACK, ctypes.c_void_p]
+    library.MpSetLoggingCallback(_watch_log, None)
+    try:
+        for count in range(_MAX_WARM_UP):
+            if count >= len(_WARM_UP_SHAPES) and _alignment_notice_logged:
+                return
+            h, w = _WARM_UP_SHAPES[count % len(_WARM_UP_SHAPES)]
+            data = np.zeros((h, w, 3), np.uint8)
+            detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=data))
+    finally:
+        library.MpRemoveLoggingCallback()
 
 
 class FaceDetector:
@@ -175,15 +209,9 @@ class FaceDetector:
             running_mode=vision.RunningMode.IMAGE,
             min_detection_confidence=min_confidence,
             min_suppression_threshold=min_suppression)
-        import mediapipe as mp
         with native_stderr_silenced():  # ~55 lines of load-time notes; warm up while silent
             self._detector = vision.FaceDetector.create_from_options(options)
-            # LiteRT logs a notice, once, at the first input tensor it finds misaligned, which
-            # depends on the frame's shape and where its memory lies: meet it here.
-            memory = np.zeros(720 * 1280 * 3 + 64, np.uint8)
-            for offset, (h, w) in enumerate(_WARM_UP_SHAPES):
-                data = memory[offset * 16 % 64:][:h * w * 3].reshape(h, w, 3)
-                self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=data))
+            _warm_up(self._detector)
         self.model = model
         self.min_confidence = min_confidence
         self.max_faces = max_faces
