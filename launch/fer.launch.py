@@ -9,18 +9,18 @@
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import (DeclareLaunchArgument, EmitEvent, OpaqueFunction,
-                            RegisterEventHandler, SetEnvironmentVariable)
-from launch.conditions import IfCondition
-from launch.events import matches_action
-from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from fer_ros.overrides import OVERRIDES, node_overrides
+from fer_ros.nodes.overrides import OVERRIDES, node_overrides
+from launch import LaunchDescription
+from launch.actions import (DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler,
+                            SetEnvironmentVariable)
+from launch.conditions import IfCondition
+from launch.events import matches_action
+from launch.substitutions import LaunchConfiguration
 
 PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
 LEGACY_PROFILE_VARIABLE = 'FASTRTPS_DEFAULT_PROFILES_FILE'  # still read by rmw_fastrtps

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import rclpy
 
-from fer_ros.environment import use_transport_profile
+from fer_ros.nodes.environment import use_transport_profile
 
 SHARED = Path(__file__).resolve().parents[1].parent / 'shared'
 MEDIA = SHARED / 'media'

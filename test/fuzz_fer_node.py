@@ -25,8 +25,8 @@ from std_msgs.msg import Header
 sys.path.insert(0, str(Path(__file__).parent))
 from processes import Process  # noqa: E402
 
-from fer_ros.image_conversion import ENCODINGS, ndarray_to_image  # noqa: E402
 from fer_ros.nodes.spin import prepare_process  # noqa: E402
+from fer_ros.perception.image_conversion import ENCODINGS, ndarray_to_image  # noqa: E402
 
 CRASH_SHAPES = [(1, 32767), (32767, 1), (2, 40000), (100, 40000)]
 WEIRD_ENCODINGS = ['', 'yuv422', 'bgr8\n[FATAL] forged', '\x1b[2J', 'x' * 100_000, 'bgr8 ',

@@ -11,10 +11,10 @@ import yaml
 
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.bringup import format_line
-from fer_ros.environment import share_dir
 from fer_ros.nodes.camera_node import CameraNode
+from fer_ros.nodes.environment import share_dir
 from fer_ros.nodes.fer_node import FerNode
-from fer_ros.overrides import OVERRIDES, node_overrides
+from fer_ros.nodes.overrides import OVERRIDES, node_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -121,8 +121,9 @@ def test_a_burst_of_results_still_gives_a_playable_video(tmp_path, ros_context, 
     writer refuses 65536 fps and more, and the file had no frames."""
     import numpy as np
     from std_msgs.msg import Header
-    from fer_ros.image_conversion import ndarray_to_image
+
     from fer_ros.nodes.bringup import Monitor
+    from fer_ros.perception.image_conversion import ndarray_to_image
 
     monitor = Monitor(tmp_path / 'out.mp4', context=ros_context)
     monitor._arrivals.extend([100.0, 100.000001])  # two results a microsecond apart

@@ -11,9 +11,9 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from test_sources import write_clip
 
 from fer_ros.nodes.camera_node import CameraNode
-from test_sources import write_clip
 
 ROS_LOG_LINE = re.compile(r'\[(DEBUG|INFO|WARN|ERROR|FATAL)\] \[\d')
 

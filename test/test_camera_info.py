@@ -11,11 +11,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage
 from sensor_msgs.srv import SetCameraInfo
 from test_nodes import Recorder, graph, spin_until  # noqa: F401 (fixture)
 
-from fer_ros.camera_info import (Calibration, CalibrationError, load_calibration,
-                                 parse_calibration, save_calibration, url_path)
-from fer_ros.compressed import decode_compressed
-from fer_ros.image_conversion import image_to_ndarray
+from fer_ros.nodes.camera_info import (Calibration, CalibrationError, load_calibration,
+                                       parse_calibration, save_calibration, url_path)
 from fer_ros.nodes.camera_node import CameraNode
+from fer_ros.perception.compressed import decode_compressed
+from fer_ros.perception.image_conversion import image_to_ndarray
 
 # What camera_calibration's cameracalibrator commits for a 640x480 camera.
 CALIBRATION = """\

@@ -2,14 +2,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import MEDIA, needs_shared
 
-from fer_ros.classifier import DeviceError, ExpressionClassifier, resolve_device
-from fer_ros.detection import FaceDetector
 from fer_ros.models import (DEFAULT_MODEL, ModelError, get_spec, list_ensembles, list_models,
                             load_model)
-from fer_ros.preprocess import face_batch
+from fer_ros.perception.classifier import DeviceError, ExpressionClassifier, resolve_device
+from fer_ros.perception.detection import FaceDetector
+from fer_ros.perception.preprocess import face_batch
 
 POSED = {'angry': 'angry', 'disgusted': 'disgust', 'fearful': 'fear', 'happy': 'happy',
          'neutral': 'neutral', 'sad': 'sad', 'surprised': 'surprise'}

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_ros.compressed import decode_compressed, encode_compressed
-from fer_ros.image_conversion import ImageConversionError
+from fer_ros.perception.compressed import decode_compressed, encode_compressed
+from fer_ros.perception.image_conversion import ImageConversionError
 
 
 def _jpeg(image: np.ndarray, quality: int = 95, progressive: bool = False) -> bytes:

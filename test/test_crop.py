@@ -5,12 +5,12 @@ import math
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DATA
-from fer_ros.classifier import ExpressionClassifier
-from fer_ros.detection import DETECTOR_FRAMING, FaceDetector
-from fer_ros.preprocess import (Framing, Window, crop_square, crop_window, eye_roll,
-                                face_window)
+
+from fer_ros.perception.classifier import ExpressionClassifier
+from fer_ros.perception.detection import DETECTOR_FRAMING, FaceDetector
+from fer_ros.perception.preprocess import (Framing, Window, crop_square, crop_window, eye_roll,
+                                           face_window)
 
 PUBLIC_TEST = DATA / 'fer2013' / 'public_test.npz'
 needs_fer2013 = pytest.mark.skipif(not PUBLIC_TEST.exists(), reason='../shared is not present')
@@ -71,8 +71,8 @@ def _scenes(images: np.ndarray, roll: float) -> list[np.ndarray]:
 
 @needs_fer2013
 def test_detector_framing_constants_are_reproduced():
-    from fer_ros.data import load_dataset
-    from fer_ros.framing import measure_framing
+    from fer_ros.learning.data import load_dataset
+    from fer_ros.learning.framing import measure_framing
     images = load_dataset(PUBLIC_TEST).images[::12]  # 300 faces across the split
     for model, recorded in DETECTOR_FRAMING.items():
         with FaceDetector(model) as detector:
@@ -84,7 +84,7 @@ def test_detector_framing_constants_are_reproduced():
 
 @needs_fer2013
 def test_alignment_recovers_tilted_faces():
-    from fer_ros.data import load_dataset
+    from fer_ros.learning.data import load_dataset
     data = load_dataset(PUBLIC_TEST).subset(slice(0, None, 9))  # 399 across the split
     classifier = ExpressionClassifier()
     names = classifier.class_names
@@ -111,8 +111,8 @@ def test_alignment_recovers_tilted_faces():
 
 @needs_fer2013
 def test_training_faces_are_cropped_as_the_node_crops_them():
-    from fer_ros.data import load_dataset
-    from fer_ros.framing import aligned_faces
+    from fer_ros.learning.data import load_dataset
+    from fer_ros.learning.framing import aligned_faces
     faces = load_dataset(PUBLIC_TEST).images[::90]  # 40 across the split
     rolled = np.stack([cv2.warpAffine(f, cv2.getRotationMatrix2D((23.5, 23.5), 25, 1.0),
                                       (48, 48), borderMode=cv2.BORDER_REPLICATE) for f in faces])

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from fer_ros.augment import Augment
-from fer_ros.degrade import Degrade, down_up, gaussian_blur, jpeg
+from fer_ros.learning.augment import Augment
+from fer_ros.learning.degrade import Degrade, down_up, gaussian_blur, jpeg
 
 
 @pytest.fixture(scope='module')

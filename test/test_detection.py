@@ -1,9 +1,9 @@
 import cv2
 import numpy as np
 import pytest
-
 from conftest import MEDIA, needs_shared
-from fer_ros.detection import FaceDetector
+
+from fer_ros.perception.detection import FaceDetector
 
 # Face of the astronaut photo (512 x 512): eyes near (205, 105) and (247, 106),
 # mouth near (225, 150), chin near y = 175.
@@ -68,7 +68,7 @@ def test_frames_with_a_side_over_32766_px_do_not_abort_the_process():
     import sys
     code = (
         'import numpy as np\n'
-        'from fer_ros.detection import FaceDetector\n'
+        'from fer_ros.perception.detection import FaceDetector\n'
         'with FaceDetector() as d:\n'
         f'    for h, w in {CRASH_SHAPES!r}:\n'
         '        assert d.detect(np.zeros((h, w, 3), np.uint8)) == []\n'
@@ -79,7 +79,7 @@ def test_frames_with_a_side_over_32766_px_do_not_abort_the_process():
 
 
 def test_a_large_frame_is_downscaled_for_detection_and_boxes_map_back(detector, astronaut_bgr):
-    from fer_ros.detection import DETECT_MAX_SIDE
+    from fer_ros.perception.detection import DETECT_MAX_SIDE
     big = cv2.resize(astronaut_bgr, (8000, 8000), interpolation=cv2.INTER_LINEAR)
     canvas = np.full((6000, 8000, 3), 90, np.uint8)
     canvas[:, 1000:7000] = cv2.resize(big, (6000, 6000))

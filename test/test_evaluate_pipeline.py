@@ -4,10 +4,10 @@ import json
 import cv2
 import numpy as np
 import pytest
-
 from conftest import MEDIA, needs_shared
-from fer_ros.data import canonical_classes, load_dataset
-from fer_ros.evaluate import main as evaluate_main
+
+from fer_ros.learning.data import canonical_classes, load_dataset
+from fer_ros.learning.evaluate import main as evaluate_main
 
 POSED = ('angry', 'disgusted', 'fearful', 'happy', 'neutral', 'sad', 'surprised')
 

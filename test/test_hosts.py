@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-
 from processes import BIN, Process
 
 IP = shutil.which('ip') or 'ip'

@@ -3,8 +3,8 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from fer_ros.image_conversion import (ENCODINGS, ImageConversionError, image_to_bgr8,
-                                      image_to_ndarray, ndarray_to_image)
+from fer_ros.perception.image_conversion import (ENCODINGS, ImageConversionError, image_to_bgr8,
+                                                 image_to_ndarray, ndarray_to_image)
 
 
 def _random(encoding: str, height: int = 5, width: int = 7) -> np.ndarray:
@@ -84,7 +84,7 @@ def test_bad_arrays_raise_clear_errors():
 
 
 def test_images_over_the_pixel_limit_are_refused_before_reading_data():
-    from fer_ros.image_conversion import MAX_PIXELS
+    from fer_ros.perception.image_conversion import MAX_PIXELS
     side = int(MAX_PIXELS ** 0.5) + 1
     msg = Image(height=side, width=side, encoding='mono8', step=side, data=bytes(16))
     with pytest.raises(ImageConversionError, match='megapixel limit'):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fer_ros.input_stats import InputStats
+from fer_ros.nodes.input_stats import InputStats
 
 
 def feed(stats, stamps, start=0.0):

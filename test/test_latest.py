@@ -1,7 +1,7 @@
 import threading
 import time
 
-from fer_ros.latest import LatestWorker
+from fer_ros.nodes.latest import LatestWorker
 
 
 def test_only_the_newest_item_is_processed_after_a_busy_spell():

@@ -3,10 +3,9 @@ import signal
 
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from processes import Process
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
-
-from processes import Process
 from test_processes import good_image, peer  # noqa: F401  (fixtures)
 
 

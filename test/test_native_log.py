@@ -2,7 +2,7 @@
 import os
 import threading
 
-from fer_ros.native_log import native_stderr_silenced
+from fer_ros.perception.native_log import native_stderr_silenced
 
 
 def test_overlapping_blocks_restore_stderr(capfd):
@@ -34,7 +34,7 @@ def test_a_detector_prints_nothing_after_loading():
     import subprocess
     import sys
     code = ('import cv2, numpy as np\n'
-            'from fer_ros.detection import FaceDetector\n'
+            'from fer_ros.perception.detection import FaceDetector\n'
             "for model in ('full_range', 'short_range'):\n"
             '    with FaceDetector(model) as detector:\n'
             "        print('loaded', flush=True)\n"

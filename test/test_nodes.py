@@ -13,10 +13,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from fer_ros.image_conversion import image_to_ndarray, ndarray_to_image
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.camera_node import CameraNode
 from fer_ros.nodes.fer_node import FerNode
+from fer_ros.perception.image_conversion import image_to_ndarray, ndarray_to_image
 
 
 def spin_until(executor, predicate, timeout=20.0):
@@ -235,8 +235,10 @@ def test_camera_reopens_a_source_that_stops_delivering(graph, ros_context, astro
 
 
 def test_fer_node_runs_a_trained_checkpoint(graph, ros_context, astronaut_bgr, tmp_path):
-    from fer_ros.train import TrainConfig, Trainer
     from test_training import synthetic_fer2013
+
+    from fer_ros.learning.config import TrainConfig
+    from fer_ros.learning.trainer import Trainer
 
     data = synthetic_fer2013(tmp_path / 'train.npz', n=70)
     best = Trainer(TrainConfig(train=str(data), epochs=1, max_batches=2, threads=1,
@@ -336,7 +338,7 @@ def test_diagnostics_name_the_device_in_use_and_the_namespace(graph, ros_context
 def test_compressed_input_from_image_transport_topics(graph, ros_context, astronaut_bgr, capfd):
     from sensor_msgs.msg import CompressedImage
 
-    from fer_ros.compressed import encode_compressed
+    from fer_ros.perception.compressed import encode_compressed
     executor, add = graph
     add(FerNode(context=ros_context, parameter_overrides=[
         Parameter('device', value='cpu'), Parameter('image_transport', value='compressed')],

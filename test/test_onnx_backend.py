@@ -5,13 +5,13 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import DATA
-from fer_ros.classifier import DeviceError, ExpressionClassifier
-from fer_ros.data import load_dataset
-from fer_ros.evaluate import dataset_tensor, metrics
+
+from fer_ros.learning.data import load_dataset
+from fer_ros.learning.evaluate import dataset_tensor, metrics
 from fer_ros.models import DEFAULT_MODEL, ModelError, average_by_name, load_model
 from fer_ros.models.onnx_backend import load_onnx, onnx_probabilities
+from fer_ros.perception.classifier import DeviceError, ExpressionClassifier
 
 FACES = [(173, 67, 103, 103), (160, 50, 130, 140), (190, 80, 80, 90)]  # astronaut, 3 crops
 

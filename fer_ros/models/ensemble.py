@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fer_ros.untrusted import quoted
+from fer_ros.perception.untrusted import quoted
 
 from .checkpoint_check import MAX_PARAMETERS
 from .registry import EXPRESSIONS, LoadedModel, ModelError, get_spec, load_model

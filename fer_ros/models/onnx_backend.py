@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fer_ros.untrusted import read_regular_file
+from fer_ros.perception.untrusted import read_regular_file
 
 from .registry import LoadedModel, ModelError, ModelSpec
 

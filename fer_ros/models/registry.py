@@ -14,11 +14,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from fer_ros.preprocess import InputSpec
-from fer_ros.untrusted import quoted
+from fer_ros.perception.preprocess import InputSpec
+from fer_ros.perception.untrusted import quoted
 
-from .checkpoint_check import (MAX_CHECKPOINT_BYTES, check_arch_kwargs, check_spec,
-                               check_weights, read_torch_zip)
+from .checkpoint_check import (MAX_CHECKPOINT_BYTES, check_arch_kwargs, check_spec, check_weights,
+                               read_torch_zip)
 from .cnn import FerCNN, ResNetSmall
 from .mini_xception import MiniXception
 

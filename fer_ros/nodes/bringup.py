@@ -21,12 +21,12 @@ from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
-from fer_ros.image_conversion import image_to_bgr8
 from fer_ros.nodes.camera_node import CameraNode
-from fer_ros.environment import share_dir
+from fer_ros.nodes.environment import share_dir
 from fer_ros.nodes.fer_node import FerNode
+from fer_ros.nodes.overrides import OVERRIDES, node_overrides
 from fer_ros.nodes.spin import prepare_process
-from fer_ros.overrides import OVERRIDES, node_overrides
+from fer_ros.perception.image_conversion import image_to_bgr8
 
 VIDEO_SUFFIXES = {'.mp4': 'mp4v', '.avi': 'MJPG', '.mkv': 'mp4v'}
 

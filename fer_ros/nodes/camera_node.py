@@ -13,14 +13,14 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from sensor_msgs.srv import SetCameraInfo
 from std_msgs.msg import Header
 
-from fer_ros.camera_info import (Calibration, CalibrationError, check_camera_name, checked,
-                                 load_calibration, save_calibration, url_path)
-from fer_ros.compressed import encode_compressed
-from fer_ros.image_conversion import ndarray_to_image
+from fer_ros.nodes.camera_info import (Calibration, CalibrationError, check_camera_name, checked,
+                                       load_calibration, save_calibration, url_path)
 from fer_ros.nodes.params import (RELIABILITY, accept_integers_for_doubles, declare, image_qos,
                                   one_of)
 from fer_ros.nodes.spin import run_node
-from fer_ros.sources import FrameSource, SourceError, open_source
+from fer_ros.perception.compressed import encode_compressed
+from fer_ros.perception.image_conversion import ndarray_to_image
+from fer_ros.perception.sources import FrameSource, SourceError, open_source
 
 _MAX_BACKOFF_S = 30.0
 _COMPRESSED = 'image_raw.compressed'

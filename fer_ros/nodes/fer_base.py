@@ -10,51 +10,29 @@ from typing import NamedTuple
 
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from fer_msgs.msg import FaceEmotion, FaceEmotionArray
+from fer_msgs.msg import FaceEmotionArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.subscription import MessageInfo
-from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
+from sensor_msgs.msg import CompressedImage, Image
 
-from fer_ros.classifier import ExpressionClassifier, check_device_name
-from fer_ros.compressed import decode_compressed
-from fer_ros.image_conversion import ImageConversionError, image_to_bgr8, ndarray_to_image
-from fer_ros.input_stats import InputStats
-from fer_ros.latest import LatestWorker
-from fer_ros.models import DEFAULT_MODEL
-from fer_ros.models.onnx_backend import check_backend
-from fer_ros.nodes.params import (RELIABILITY, accept_integers_for_doubles, declare, image_qos,
-                                  one_of)
-from fer_ros.pipeline import FerPipeline, FrameResult, Stopwatch, annotate
-from fer_ros.tiling import check_tile, make_detector
-from fer_ros.tracking import FaceTracker
-from fer_ros.untrusted import printable
+from fer_ros.nodes.fer_params import CHECKS, PIPELINE, START_ONLY, declare_fer_parameters
+from fer_ros.nodes.input_stats import InputStats
+from fer_ros.nodes.latest import LatestWorker
+from fer_ros.nodes.messages import stamp_seconds, to_msg
+from fer_ros.nodes.params import image_qos
+from fer_ros.perception.classifier import ExpressionClassifier
+from fer_ros.perception.compressed import decode_compressed
+from fer_ros.perception.image_conversion import (ImageConversionError, image_to_bgr8,
+                                                 ndarray_to_image)
+from fer_ros.perception.pipeline import FerPipeline, Stopwatch, annotate
+from fer_ros.perception.tiling import make_detector
+from fer_ros.perception.tracking import FaceTracker
+from fer_ros.perception.untrusted import printable
 
 LOSS_WARN = 0.1  # WARN on /diagnostics above this fraction of input frames lost (last 5 s)
-_START_ONLY = ('image_reliability', 'image_depth', 'image_transport')
-# The parameters the pipeline is built from: a change rebuilds it.
-_PIPELINE = ('model', 'device', 'backend', 'detector_model', 'detection_threshold',
-             'max_faces', 'detection_tile')
-# Run-time values checked before anything is loaded; each check gives the reason or None.
-_CHECKS = {'device': check_device_name, 'backend': check_backend, 'detection_tile': check_tile}
-
-
-def to_msg(result: FrameResult, header, width: int, height: int, model: str) -> FaceEmotionArray:
-    """The message of one frame; model and class names must come from the same pipeline."""
-    msg = FaceEmotionArray(header=header, image_width=width, image_height=height, model=model,
-                           class_names=list(result.class_names))
-    for fe in result.faces:
-        f = fe.face
-        msg.faces.append(FaceEmotion(
-            id=fe.id,
-            roi=RegionOfInterest(x_offset=f.x, y_offset=f.y, width=f.width, height=f.height),
-            detection_confidence=f.score,
-            label=result.class_names[fe.label_index], label_index=fe.label_index,
-            label_probability=fe.probability,
-            probabilities=fe.probabilities.astype(float).tolist()))
-    return msg
 
 
 class FrameTiming(NamedTuple):
@@ -69,70 +47,8 @@ class FerNodeBase(Node):
     lifecycle transition."""
 
     def declare_fer_parameters(self) -> None:
-        accept_integers_for_doubles(self)
-        self.model = declare(self, 'model', DEFAULT_MODEL,
-                             "Expression model: registry name, checkpoint (.pt) path, or an "
-                             "ensemble of them written 'model_a+model_b'")
-        self.device = declare(self, 'device', 'auto',
-                              'Compute device: auto (GPU if present), cpu, cuda or cuda:N',
-                              validate=check_device_name)
-        self.backend = declare(
-            self, 'backend', 'torch',
-            'Expression model runtime: torch (any device), onnxruntime or onnxruntime_int8 '
-            '(CPU; the ONNX files fer_export_onnx writes beside each checkpoint)',
-            validate=check_backend)
-        self.detector_model = declare(
-            self, 'detector_model', 'full_range',
-            'MediaPipe face detector: full_range (far and group shots), short_range (faster, '
-            'within ~2 m) or a .tflite path')
-        self.rate = declare(self, 'rate', 0.0, 'Maximum processing rate in Hz (0 = every frame)',
-                            bounds=(0.0, 1000.0))
-        self.detection_threshold = declare(self, 'detection_threshold', 0.3,
-                                           'Minimum face detection confidence',
-                                           bounds=(0.0, 1.0))
-        self.max_faces = declare(self, 'max_faces', 0,
-                                 'Classify at most this many faces per frame (0 = all)',
-                                 bounds=(0, 100))
-        self.detection_tile = declare(
-            self, 'detection_tile', 0,
-            'Also detect in overlapping squares of this side (px) on frames whose longer side '
-            'is at least 1.5 of them, for small faces in wide frames (640: faces down to ~40 px '
-            'in 1080p and 4K; ~7x the detection time at 1080p); 0 = whole frame only',
-            bounds=(0, 1920), validate=check_tile)
-        self.align_faces = declare(
-            self, 'align_faces', True,
-            "Roll each face so its eyes are level (the detector's eye keypoints) before "
-            'classifying: tilted heads and cameras')
-        self.cpu_threads = declare(
-            self, 'cpu_threads', 1,
-            'CPU threads of the expression model (in the node\'s worker thread, one thread was '
-            'measured fastest for these small models)', bounds=(1, 256))
-        self._worker_threads = 0  # what the worker thread last applied
-        self.tta_flip = declare(self, 'tta_flip', False,
-                                'Also classify each mirrored face and average (about twice the '
-                                'classify time, slightly more accurate)')
-        self.smoothing = declare(
-            self, 'smoothing', 0.0,
-            "Temporal smoothing of each tracked face's probabilities: weight of its previous "
-            'value (0 = raw per-frame output)', bounds=(0.0, 0.95))
-        self.publish_annotated = declare(self, 'publish_annotated', True,
-                                         'Publish image_annotated with boxes and labels')
-        self.image_reliability = declare(
-            self, 'image_reliability', 'best_effort',
-            'QoS reliability of the image subscription (at start): best_effort accepts every '
-            'publisher; reliable only reliable ones, and has lost fragments resent',
-            validate=one_of(*RELIABILITY))
-        self.image_depth = declare(self, 'image_depth', 5,
-                                   'QoS history depth of the image subscription (at start); '
-                                   'only the newest frame is processed whatever the depth',
-                                   bounds=(1, 100))
-
-        self.image_transport = declare(
-            self, 'image_transport', 'raw',
-            "Input (at start): raw (sensor_msgs/Image on image) or compressed "
-            "(sensor_msgs/CompressedImage jpeg/png on image/compressed, as image_transport's "
-            'compressed plugin publishes)', validate=one_of('raw', 'compressed'))
-
+        declare_fer_parameters(self)
+        self._worker_threads = 0  # the cpu_threads the worker thread last applied
         self.tracker = FaceTracker(smoothing=self.smoothing)
         self.pipeline: FerPipeline | None = None
         self.load_error: str | None = 'not configured'
@@ -148,7 +64,7 @@ class FerNodeBase(Node):
         """Build the pipeline from the parameters; on failure log why and return False."""
         self.loaded = True
         try:
-            self.pipeline = self._build(**{k: getattr(self, k) for k in _PIPELINE})
+            self.pipeline = self._build(**{k: getattr(self, k) for k in PIPELINE})
             self.load_error = None
             return True
         except Exception as exc:  # whatever a model file does, the node stays up
@@ -218,14 +134,14 @@ class FerNodeBase(Node):
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         new = {p.name: p.value for p in params}
-        if start_only := [n for n in _START_ONLY if n in new]:
+        if start_only := [n for n in START_ONLY if n in new]:
             return SetParametersResult(successful=False,
                                        reason=f'{", ".join(start_only)} apply at start only')
-        for name, check in _CHECKS.items():
+        for name, check in CHECKS.items():
             if name in new and (reason := check(new[name])):
                 return SetParametersResult(successful=False, reason=f'{name}: {reason}')
-        if self.loaded and any(new[k] != getattr(self, k) for k in _PIPELINE if k in new):
-            config = {k: new.get(k, getattr(self, k)) for k in _PIPELINE}
+        if self.loaded and any(new[k] != getattr(self, k) for k in PIPELINE if k in new):
+            config = {k: new.get(k, getattr(self, k)) for k in PIPELINE}
             try:
                 pipeline = self._build(**config)
             except Exception as exc:  # no value or file may take the node down
@@ -251,7 +167,7 @@ class FerNodeBase(Node):
             self.align_faces = new['align_faces']
             if self.pipeline is not None:
                 self.pipeline.classifier.align = self.align_faces
-        for name in _PIPELINE:
+        for name in PIPELINE:
             if name in new and not self.loaded:  # applied when the models are loaded
                 setattr(self, name, new[name])
         if 'rate' in new:
@@ -307,7 +223,7 @@ class FerNodeBase(Node):
     def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
         self._last_frame_in = time.monotonic()
         gid = info.get('publisher_gid')
-        self.input.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, self._last_frame_in,
+        self.input.add(stamp_seconds(msg.header), self._last_frame_in,
                        gid['data'] if gid else None, info.get('publication_sequence_number'))
         self._worker.submit(msg)
 

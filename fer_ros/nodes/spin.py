@@ -8,7 +8,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
-from fer_ros.environment import use_transport_profile
+from fer_ros.nodes.environment import use_transport_profile
 
 
 def prepare_process() -> None:

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from fer_ros.classifier import ExpressionClassifier
-from fer_ros.detection import Face, FaceDetector
-from fer_ros.tracking import FaceTracker
+from fer_ros.perception.classifier import ExpressionClassifier
+from fer_ros.perception.detection import Face, FaceDetector
+from fer_ros.perception.tracking import FaceTracker
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from fer_msgs.msg import FaceEmotionArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
-from fer_ros.environment import PROFILE_VARIABLE, use_transport_profile
+from fer_ros.nodes.environment import PROFILE_VARIABLE, use_transport_profile
 
 SIZES = ((640, 480), (1280, 720), (1920, 1080))
 DEFAULT_PROFILE = ('<?xml version="1.0" encoding="UTF-8" ?><dds xmlns="http://www.eprosima.com">'

@@ -8,7 +8,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from fer_ros.detection import DETECT_MAX_SIDE, Face, FaceDetector, merge_faces
+from fer_ros.perception.detection import DETECT_MAX_SIDE, Face, FaceDetector, merge_faces
 
 Box = tuple[int, int, int, int]
 

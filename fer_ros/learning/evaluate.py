@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_ros.data import FaceDataset, load_dataset
-from fer_ros.classifier import probabilities
+from fer_ros.learning.data import FaceDataset, load_dataset
 from fer_ros.models import Ensemble, load_ensemble, record_metrics
 from fer_ros.models.onnx_backend import BACKENDS, load_onnx, onnx_probabilities
-from fer_ros.preprocess import InputSpec, normalize, resize_to_input
+from fer_ros.perception.classifier import probabilities
+from fer_ros.perception.preprocess import InputSpec, normalize, resize_to_input
 
 
 def dataset_tensor(dataset: FaceDataset, spec: InputSpec) -> torch.Tensor:
@@ -250,8 +250,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _framing(args: argparse.Namespace) -> None:
-    from fer_ros.detection import FaceDetector
-    from fer_ros.framing import measure_framing
+    from fer_ros.learning.framing import measure_framing
+    from fer_ros.perception.detection import FaceDetector
 
     images = load_dataset(args.data).images
     with FaceDetector(args.detector, args.detection_threshold) as detector:
@@ -260,7 +260,7 @@ def _framing(args: argparse.Namespace) -> None:
 
 
 def _robustness(args: argparse.Namespace) -> None:
-    from fer_ros.robustness import robustness, robustness_markdown, save_robustness_png
+    from fer_ros.learning.robustness import robustness, robustness_markdown, save_robustness_png
 
     report = robustness(load_ensemble(args.model), load_dataset(args.data), args.tta_flip,
                         args.backend)
@@ -281,10 +281,11 @@ def _crop_report(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def _pipeline_report(args: argparse.Namespace) -> tuple[dict, str]:
-    from fer_ros.classifier import ExpressionClassifier
-    from fer_ros.evaluate_pipeline import evaluate_pipeline, labelled_images, pipeline_markdown
-    from fer_ros.pipeline import FerPipeline
-    from fer_ros.tiling import make_detector
+    from fer_ros.learning.evaluate_pipeline import (evaluate_pipeline, labelled_images,
+                                                    pipeline_markdown)
+    from fer_ros.perception.classifier import ExpressionClassifier
+    from fer_ros.perception.pipeline import FerPipeline
+    from fer_ros.perception.tiling import make_detector
 
     items = labelled_images(args.data)  # refuses unknown labels before loading any model
     with make_detector(args.detector, args.detection_threshold, 0,

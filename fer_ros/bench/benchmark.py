@@ -5,7 +5,7 @@ FerNode, in its own worker thread, publishing to a real subscriber; frames are s
 one at a time, each after the previous result arrived. End-to-end FPS is the rate
 at which FaceEmotionArray messages arrive while a camera publishes faster than
 fer_node can process (only the newest frame is processed). Then the cross-process rates of
-fer_ros.bench_transport (camera_node and fer_node as two processes, 480p to 1080p).
+fer_ros.bench.transport (camera_node and fer_node as two processes, 480p to 1080p).
 Also the detector alone on 1080p and 4K frames of small faces, whole frame and tiled.
 Prints numbers only; nothing is asserted.
 """
@@ -27,9 +27,9 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from fer_ros.image_conversion import ndarray_to_image
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.fer_node import FerNode
+from fer_ros.perception.image_conversion import ndarray_to_image
 
 STAGES = ('convert', 'detect', 'classify', 'publish', 'annotate')
 ASTRONAUT_FACE = (173, 67, 103, 103)  # (x, y, w, h) in skimage's astronaut photo
@@ -72,8 +72,8 @@ def _crowd(images: list[np.ndarray], width: int, height: int) -> np.ndarray:
 
 
 def detection_cost(media: Path, repeats: int = 10) -> None:
-    from fer_ros.detection import FaceDetector
-    from fer_ros.tiling import TiledDetector
+    from fer_ros.perception.detection import FaceDetector
+    from fer_ros.perception.tiling import TiledDetector
 
     photos = [frame for name, frame in _inputs(media) if name.startswith('faceapi_bbt')]
     photos = photos or [frame for _, frame in _inputs(media)[:1]]
@@ -94,10 +94,10 @@ def detection_cost(media: Path, repeats: int = 10) -> None:
 
 def backend_cost(model: str, repeats: int = 200) -> None:
     """Forward pass alone per backend, one thread, as make bench's TFLite reference is timed."""
-    from fer_ros.classifier import ExpressionClassifier
-    from fer_ros.evaluate import lowest_median_ms
+    from fer_ros.learning.evaluate import lowest_median_ms
     from fer_ros.models import ModelError
     from fer_ros.models.onnx_backend import BACKENDS
+    from fer_ros.perception.classifier import ExpressionClassifier
 
     torch.set_num_threads(1)
     print(f'classifier forward of {model}, one thread, ms per face (lowest of 3 medians)')
@@ -217,8 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     detection_cost(args.media)
     backend_cost(args.model)
     if not args.no_cross_process:
-        from fer_ros import bench_transport
-        bench_transport.run()
+        from fer_ros.bench import transport
+        transport.run()
 
 
 if __name__ == '__main__':

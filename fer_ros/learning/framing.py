@@ -13,8 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fer_ros.detection import FaceDetector
-from fer_ros.preprocess import Framing, crop_window, face_window
+from fer_ros.perception.detection import FaceDetector
+from fer_ros.perception.preprocess import Framing, crop_window, face_window
 
 
 def _scene(face: np.ndarray, upscale: int) -> np.ndarray:

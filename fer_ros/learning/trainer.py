@@ -1,90 +1,34 @@
-"""fer_train: train an expression model on FER2013 / FER+ style npz files.
-
-Writes to --out: best.pt (a checkpoint the registry and fer_node load), last.pt
-(full training state for --resume), log.csv (one row per epoch), card.md and
-card.json (data, recipe, metrics, latency), confusion.png and curves.png.
-"""
+"""The training loop behind fer_train: data, optimiser, schedule, distillation, checkpoints."""
 from __future__ import annotations
 
-import argparse
 import contextlib
-import copy
 import csv
-import json
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from fer_ros.augment import Augment
-from fer_ros.classifier import DeviceError, resolve_device
-from fer_ros.data import FaceDataset, load_dataset
-from fer_ros.evaluate import (dataset_tensor, ensemble_probabilities, markdown,
-                              measure_latency, metrics, predict, save_confusion_png)
-from fer_ros.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
-from fer_ros.models import (ARCHITECTURES, LoadedModel, ModelError, ModelSpec, average_by_name,
-                            load_ensemble, load_model, save_checkpoint)
-from fer_ros.preprocess import InputSpec
+from fer_ros.learning.augment import Augment
+from fer_ros.learning.card import write_card
+from fer_ros.learning.config import TrainConfig, data_name
+from fer_ros.learning.data import FaceDataset, load_dataset
+from fer_ros.learning.evaluate import (dataset_tensor, ensemble_probabilities, measure_latency,
+                                       metrics, predict)
+from fer_ros.learning.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
+from fer_ros.learning.model_weights import WeightEMA, init_from
+from fer_ros.learning.progress import Progress
+from fer_ros.models import (ARCHITECTURES, ModelSpec, average_by_name, load_ensemble, load_model,
+                            save_checkpoint)
+from fer_ros.perception.classifier import resolve_device
+from fer_ros.perception.preprocess import InputSpec
 
 STATE_FORMAT = 'fer_ros.train_state/1'
 LOG_FIELDS = ('epoch', 'step', 'lr', 'train_loss', 'train_acc', 'val_loss', 'val_acc',
               'val_macro_f1', 'seconds')
-
-
-@dataclass
-class TrainConfig:
-    train: str
-    val: str = ''                    # empty: hold out val_fraction of train
-    val_fraction: float = 0.1
-    name: str = 'fer_model'
-    arch: str = 'fer_cnn'
-    arch_kwargs: dict = field(default_factory=dict)
-    init: str = field(default='', metadata={'help': 'fine-tune from this registry name or '
-                      'checkpoint; classifier rows are matched to the classes by name'})
-    teacher: str = field(default='', metadata={'help': "distil from this model, ensemble "
-                         "('a+b') or checkpoint: its flip-averaged probabilities on the "
-                         'training images are mixed into the targets'})
-    distill_weight: float = 0.5      # with teacher: the teacher's share of each target
-    input_size: int = 48
-    crop_margin: float = 0.1
-    epochs: int = 40
-    batch_size: int = 64
-    optimizer: str = 'sgd'           # sgd | adamw
-    lr: float = 0.05
-    weight_decay: float = 5e-4
-    schedule: str = 'cosine'         # cosine | plateau
-    warmup_epochs: float = 1.0
-    loss: str = 'auto'               # auto | ce | soft_ce  (auto: soft_ce for vote data)
-    class_weights: str = 'none'      # none | balanced
-    label_smoothing: float = 0.0
-    center_loss_weight: float = 0.0  # 0 disables center loss
-    center_lr: float = 0.5
-    ema_decay: float = field(default=0.0, metadata={'help': 'validate and keep an exponential '
-                             'moving average of the weights with this decay per step, e.g. '
-                             '0.999 (0 disables)'})
-    align_faces: bool = field(default=False, metadata={'help': "crop every training and "
-                              "validation face as fer_node does (the detector's box, framing "
-                              'and eye roll on the face upscaled 4x): a few minutes per split'})
-    augment: bool = True
-    capture_augment: bool = field(default=False, metadata={'help': 'augment as a robot camera '
-                                  'captures faces: wider crop jitter, low light and contrast, '
-                                  'blur, low resolution, JPEG, noise (fer_ros/degrade.py)'})
-    patience: int = 10               # early stopping, epochs without val improvement
-    seed: int = 0
-    threads: int = 0                 # 0: torch default
-    device: str = field(default='cpu', metadata={'help': 'cpu, cuda, cuda:N or auto; on a GPU '
-                        'the data stay on the device and training runs in bfloat16 autocast'})
-    max_batches: int = 0             # per epoch; 0 = all (for smoke tests)
-
-
-def data_name(path: str) -> str:
-    """'…/fer2013/train.npz' -> 'fer2013/train.npz': what cards record, without machine paths;
-    each member of an 'a+b' ensemble (a --teacher) is shortened the same way."""
-    return '+'.join('/'.join(Path(p).parts[-2:]) for p in path.split('+')) if path else ''
 
 
 def _seed_everything(seed: int) -> None:
@@ -111,52 +55,11 @@ def _splits(cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
 
 
 def _aligned(data: FaceDataset) -> FaceDataset:
-    from fer_ros.detection import FaceDetector
-    from fer_ros.framing import aligned_faces
+    from fer_ros.learning.framing import aligned_faces
+    from fer_ros.perception.detection import FaceDetector
     with FaceDetector() as detector:
         return FaceDataset(aligned_faces(data.images, detector), data.targets,
                            data.class_names, data.source)
-
-
-def init_from(model: nn.Module, source: LoadedModel, arch: str, arch_kwargs: dict,
-              class_names: tuple[str, ...]) -> None:
-    """Start from another model's weights: the body as it is, the classifier's rows matched
-    to class_names by name (a class the source lacks keeps its fresh initialisation)."""
-    kwargs = json.loads(json.dumps(source.spec.arch_kwargs))  # tuples -> lists, like the CLI
-    if (source.spec.architecture, kwargs) != (arch, json.loads(json.dumps(arch_kwargs))):
-        raise ValueError(f"--init {source.spec.name} is {source.spec.architecture} {kwargs}; "
-                         f"train with --arch {source.spec.architecture} "
-                         f"--arch-kwargs '{json.dumps(kwargs)}'")
-    state = model.state_dict()
-    for key, value in source.module.state_dict().items():
-        if key.startswith('classifier.'):
-            for i, name in enumerate(class_names):
-                if name in source.spec.class_names:
-                    state[key][i] = value[source.spec.class_names.index(name)]
-        else:
-            state[key] = value
-    model.load_state_dict(state)
-
-
-class WeightEMA:
-    """An exponential moving average of a model's weights and batch-norm statistics, as timm's
-    ModelEma; the decay warms up as min(decay, (1 + n) / (10 + n)) over the first updates."""
-
-    def __init__(self, model: nn.Module, decay: float):
-        if not 0 < decay < 1:
-            raise ValueError(f'ema_decay must be in (0, 1), not {decay}')
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.updates = decay, 0
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for ema, new in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if ema.is_floating_point():
-                ema.lerp_(new, 1 - decay)
-            else:
-                ema.copy_(new)
 
 
 class Trainer:
@@ -296,7 +199,7 @@ class Trainer:
         # sums stay on the device: reading them every step would stall a GPU
         total_loss = correct = torch.zeros((), device=self.device)
         seen = 0
-        bar = _progress(self.steps_per_epoch, f'epoch {self.epoch + 1}/{cfg.epochs}', progress)
+        bar = Progress(self.steps_per_epoch, f'epoch {self.epoch + 1}/{cfg.epochs}', progress)
         for b in range(self.steps_per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x, t, target = self.x_train[idx], self.t_train[idx], self.fit_targets[idx]
@@ -397,131 +300,11 @@ class Trainer:
             'config': recipe, 'epochs_run': self.epoch})
         report.update(model=self.cfg.name, data=measured['val_data'], tta_flip=False,
                       missing_classes=[])
-        save_confusion_png(report, self.out / 'confusion.png')
-        save_curves_png(self.out / 'log.csv', self.out / 'curves.png')
-        card = {'name': self.cfg.name, 'architecture': self.cfg.arch,
-                'parameters': sum(p.numel() for p in model.parameters()),
-                'input': asdict(self.spec.input), 'class_names': list(self.spec.class_names),
-                'train_data': recipe['train'], 'train_samples': len(self.train_set),
-                'recipe': recipe, 'epochs_run': self.epoch, 'metrics': measured,
-                'validation': report}
-        (self.out / 'card.json').write_text(json.dumps(card, indent=1))
-        (self.out / 'card.md').write_text(_card_markdown(card, report))
+        write_card(self.out, {
+            'name': self.cfg.name, 'architecture': self.cfg.arch,
+            'parameters': sum(p.numel() for p in model.parameters()),
+            'input': asdict(self.spec.input), 'class_names': list(self.spec.class_names),
+            'train_data': recipe['train'], 'train_samples': len(self.train_set),
+            'recipe': recipe, 'epochs_run': self.epoch, 'metrics': measured,
+            'validation': report}, report)
         return self.out / 'best.pt'
-
-
-def save_curves_png(log_csv: Path, path: Path) -> None:
-    """Loss and accuracy per epoch, from log.csv."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    with log_csv.open() as f:
-        rows = list(csv.DictReader(f))
-    epochs = [int(r['epoch']) for r in rows]
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for key, label in (('train_loss', 'train'), ('val_loss', 'val')):
-        loss_ax.plot(epochs, [float(r[key]) for r in rows], label=label)
-    for key, label in (('train_acc', 'train'), ('val_acc', 'val')):
-        acc_ax.plot(epochs, [float(r[key]) for r in rows], label=label)
-    loss_ax.set(xlabel='epoch', ylabel='loss')
-    acc_ax.set(xlabel='epoch', ylabel='accuracy')
-    for ax in (loss_ax, acc_ax):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _card_markdown(card: dict, report: dict) -> str:
-    m = card['metrics']
-    recipe = ', '.join(f'{k}={v}' for k, v in card['recipe'].items() if k not in ('train', 'val'))
-    return (f"# Model card: {card['name']}\n\n"
-            f"- architecture: {card['architecture']} ({card['parameters']:,} parameters)\n"
-            f"- input: {card['input']}\n- classes: {', '.join(card['class_names'])}\n"
-            f"- training data: {card['train_data']} ({card['train_samples']} images)\n"
-            f"- recipe: {recipe}\n- epochs run: {card['epochs_run']}\n"
-            f"- validation: {m['val_data']}: accuracy {m['val_acc']:.4f} "
-            f"(flip TTA {m['val_acc_flip_tta']:.4f}), macro-F1 {m['val_macro_f1']:.4f}\n"
-            f"- CPU latency per face at the end of training: "
-            f"{m['cpu_ms_per_face_b1']:.2f} ms at batch 1, "
-            f"{m['cpu_ms_per_face_b8']:.2f} ms at batch 8 ({m['torch_threads']} threads)\n\n"
-            + markdown(report).split('\n', 2)[2] +
-            '\n![confusion](confusion.png)\n\n![training curves](curves.png)\n')
-
-
-class _progress:
-    """A one-line progress bar with loss, accuracy and ETA (no dependency)."""
-
-    def __init__(self, total: int, label: str, enabled: bool):
-        self.total, self.label, self.enabled = total, label, enabled
-        self.done, self.start, self.last = 0, time.time(), 0.0
-
-    def update(self, **values: float | torch.Tensor) -> None:
-        self.done += 1
-        now = time.time()
-        if not self.enabled or (now - self.last < 0.5 and self.done < self.total):
-            return
-        self.last = now
-        eta = (now - self.start) / self.done * (self.total - self.done)
-        stats = ' '.join(f'{k} {v:.4f}' for k, v in values.items())
-        bar = '#' * int(20 * self.done / self.total)
-        print(f'\r{self.label} [{bar:20s}] {self.done}/{self.total} {stats} ETA {eta:5.0f}s',
-              end='', flush=True)
-
-    def close(self) -> None:
-        if self.enabled:
-            print(flush=True)
-
-
-def main(argv: list[str] | None = None) -> Path | None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    defaults = TrainConfig(train='')
-    parser.add_argument('train', nargs='?', help='training npz (FER2013 or FER+ format)')
-    parser.add_argument('--out', type=Path, required=True, help='output folder')
-    parser.add_argument('--resume', type=Path, help='continue from a last.pt state file')
-    parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--epochs-this-run', type=int, default=0,
-                        help='stop after this many epochs; continue later with --resume')
-    for f in fields(TrainConfig):
-        if f.name == 'train':
-            continue
-        default = getattr(defaults, f.name)
-        if f.name == 'arch_kwargs':
-            parser.add_argument('--arch-kwargs', type=json.loads,
-                                help='JSON, e.g. {"widths": [24, 48, 96, 192]}')
-        elif isinstance(default, bool):
-            parser.add_argument(f"--{f.name.replace('_', '-')}",
-                                type=lambda s: s.lower() in ('1', 'true', 'yes'),
-                                help=f.metadata.get('help', '') + f' (true/false; default: '
-                                f'{default})')
-        else:
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(default),
-                                help=f.metadata.get('help', f'default: {default}'))
-    args = parser.parse_args(argv)
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-             if f.name != 'train' and getattr(args, f.name) is not None}
-    if args.resume:
-        state = torch.load(args.resume, map_location='cpu', weights_only=True)
-        cfg = TrainConfig(**{**state['config'], **given})
-    elif args.train:
-        cfg = TrainConfig(train=args.train, **given)
-    else:
-        parser.error('give a training npz, or --resume')
-    try:
-        trainer = Trainer(cfg, args.out, args.resume)
-    except (ValueError, ModelError, DeviceError) as exc:
-        parser.error(str(exc))
-    if args.resume:
-        print(f'resuming at epoch {trainer.epoch}, step {trainer.step}')
-    best = trainer.fit(not args.no_progress, args.epochs_this_run)
-    if best is None:
-        print(f'stopped at epoch {trainer.epoch}; continue with --resume {args.out / "last.pt"}')
-    else:
-        print((args.out / 'card.md').read_text())
-    return best
-
-
-if __name__ == '__main__':
-    main()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_ros.models.registry import EXPRESSIONS
-from fer_ros.untrusted import quoted
+from fer_ros.perception.untrusted import quoted
 
 # Other spellings datasets use for the canonical classes (fer_ros.models.EXPRESSIONS).
 CLASS_ALIASES = {

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fer_ros.assets import asset_path
-from fer_ros.native_log import native_stderr_silenced
-from fer_ros.preprocess import Framing
-from fer_ros.untrusted import printable, quoted, read_regular_file
+from fer_ros.perception.assets import asset_path
+from fer_ros.perception.native_log import native_stderr_silenced
+from fer_ros.perception.preprocess import Framing
+from fer_ros.perception.untrusted import printable, quoted, read_regular_file
 
 DETECTOR_MODELS = {
     'full_range': 'face_detection_full_range_sparse.tflite',  # faces up to ~5 m, group photos

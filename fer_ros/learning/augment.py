@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from fer_ros.degrade import Degrade
+from fer_ros.learning.degrade import Degrade
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from fer_ros.data import canonical_class, canonical_classes
-from fer_ros.evaluate import metrics
+from fer_ros.learning.data import canonical_class, canonical_classes
+from fer_ros.learning.evaluate import metrics
 from fer_ros.models import EXPRESSIONS, average_by_name
-from fer_ros.pipeline import FerPipeline, Stopwatch
-from fer_ros.sources import IMAGE_SUFFIXES
+from fer_ros.perception.pipeline import FerPipeline, Stopwatch
+from fer_ros.perception.sources import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from fer_ros.data import FaceDataset
-from fer_ros.evaluate import ensemble_probabilities, metrics
+from fer_ros.learning.data import FaceDataset
+from fer_ros.learning.evaluate import ensemble_probabilities, metrics
 from fer_ros.models import Ensemble
 
 Perturb = Callable[[np.ndarray], np.ndarray]  # (H, W) uint8 -> (H, W) uint8

@@ -1,0 +1,1 @@
+"""Benchmarks that print numbers: per-stage latency, FPS, cross-process rates."""

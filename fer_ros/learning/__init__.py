@@ -1,0 +1,1 @@
+"""Training, evaluation and export of expression models; never imported at run time."""

@@ -1,0 +1,57 @@
+"""The model card fer_train writes beside best.pt: card.json, card.md and the plots."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from fer_ros.learning.evaluate import markdown, save_confusion_png
+
+
+def write_card(out: Path, card: dict, report: dict) -> None:
+    """card.json, card.md, confusion.png and curves.png (from log.csv) in out."""
+    save_confusion_png(report, out / 'confusion.png')
+    save_curves_png(out / 'log.csv', out / 'curves.png')
+    (out / 'card.json').write_text(json.dumps(card, indent=1))
+    (out / 'card.md').write_text(_card_markdown(card, report))
+
+
+def save_curves_png(log_csv: Path, path: Path) -> None:
+    """Loss and accuracy per epoch, from log.csv."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    with log_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    epochs = [int(r['epoch']) for r in rows]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, label in (('train_loss', 'train'), ('val_loss', 'val')):
+        loss_ax.plot(epochs, [float(r[key]) for r in rows], label=label)
+    for key, label in (('train_acc', 'train'), ('val_acc', 'val')):
+        acc_ax.plot(epochs, [float(r[key]) for r in rows], label=label)
+    loss_ax.set(xlabel='epoch', ylabel='loss')
+    acc_ax.set(xlabel='epoch', ylabel='accuracy')
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _card_markdown(card: dict, report: dict) -> str:
+    m = card['metrics']
+    recipe = ', '.join(f'{k}={v}' for k, v in card['recipe'].items() if k not in ('train', 'val'))
+    return (f"# Model card: {card['name']}\n\n"
+            f"- architecture: {card['architecture']} ({card['parameters']:,} parameters)\n"
+            f"- input: {card['input']}\n- classes: {', '.join(card['class_names'])}\n"
+            f"- training data: {card['train_data']} ({card['train_samples']} images)\n"
+            f"- recipe: {recipe}\n- epochs run: {card['epochs_run']}\n"
+            f"- validation: {m['val_data']}: accuracy {m['val_acc']:.4f} "
+            f"(flip TTA {m['val_acc_flip_tta']:.4f}), macro-F1 {m['val_macro_f1']:.4f}\n"
+            f"- CPU latency per face at the end of training: "
+            f"{m['cpu_ms_per_face_b1']:.2f} ms at batch 1, "
+            f"{m['cpu_ms_per_face_b8']:.2f} ms at batch 8 ({m['torch_threads']} threads)\n\n"
+            + markdown(report).split('\n', 2)[2] +
+            '\n![confusion](confusion.png)\n\n![training curves](curves.png)\n')

@@ -1,0 +1,77 @@
+"""fer_node's parameters: name, default, description, range, check, and when a change applies."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rclpy.node import Node
+
+from fer_ros.models import DEFAULT_MODEL
+from fer_ros.models.onnx_backend import check_backend
+from fer_ros.nodes.params import (RELIABILITY, Validator, accept_integers_for_doubles, declare,
+                                  one_of)
+from fer_ros.perception.classifier import check_device_name
+from fer_ros.perception.tiling import check_tile
+
+
+@dataclass(frozen=True)
+class FerParam:
+    name: str
+    default: Any
+    description: str
+    bounds: tuple[float, float] | None = None
+    validate: Validator | None = None
+    applies: str = 'now'  # now | pipeline (a change rebuilds the models) | start (refused later)
+
+
+FER_PARAMETERS = (
+    FerParam('model', DEFAULT_MODEL, "Expression model: registry name, checkpoint (.pt) path, "
+             "or an ensemble of them written 'model_a+model_b'", applies='pipeline'),
+    FerParam('device', 'auto', 'Compute device: auto (GPU if present), cpu, cuda or cuda:N',
+             validate=check_device_name, applies='pipeline'),
+    FerParam('backend', 'torch', 'Expression model runtime: torch (any device), onnxruntime or '
+             'onnxruntime_int8 (CPU; the ONNX files fer_export_onnx writes beside each '
+             'checkpoint)', validate=check_backend, applies='pipeline'),
+    FerParam('detector_model', 'full_range', 'MediaPipe face detector: full_range (far and '
+             'group shots), short_range (faster, within ~2 m) or a .tflite path',
+             applies='pipeline'),
+    FerParam('rate', 0.0, 'Maximum processing rate in Hz (0 = every frame)', (0.0, 1000.0)),
+    FerParam('detection_threshold', 0.3, 'Minimum face detection confidence', (0.0, 1.0),
+             applies='pipeline'),
+    FerParam('max_faces', 0, 'Classify at most this many faces per frame (0 = all)', (0, 100),
+             applies='pipeline'),
+    FerParam('detection_tile', 0, 'Also detect in overlapping squares of this side (px) on '
+             'frames whose longer side is at least 1.5 of them, for small faces in wide frames '
+             '(640: faces down to ~40 px in 1080p and 4K; ~7x the detection time at 1080p); '
+             '0 = whole frame only', (0, 1920), check_tile, applies='pipeline'),
+    FerParam('align_faces', True, "Roll each face so its eyes are level (the detector's eye "
+             'keypoints) before classifying: tilted heads and cameras'),
+    FerParam('cpu_threads', 1, "CPU threads of the expression model (in the node's worker "
+             'thread, one thread was measured fastest for these small models)', (1, 256)),
+    FerParam('tta_flip', False, 'Also classify each mirrored face and average (about twice the '
+             'classify time, slightly more accurate)'),
+    FerParam('smoothing', 0.0, "Temporal smoothing of each tracked face's probabilities: weight "
+             'of its previous value (0 = raw per-frame output)', (0.0, 0.95)),
+    FerParam('publish_annotated', True, 'Publish image_annotated with boxes and labels'),
+    FerParam('image_reliability', 'best_effort', 'QoS reliability of the image subscription (at '
+             'start): best_effort accepts every publisher; reliable only reliable ones, and has '
+             'lost fragments resent', validate=one_of(*RELIABILITY), applies='start'),
+    FerParam('image_depth', 5, 'QoS history depth of the image subscription (at start); only '
+             'the newest frame is processed whatever the depth', (1, 100), applies='start'),
+    FerParam('image_transport', 'raw', 'Input (at start): raw (sensor_msgs/Image on image) or '
+             'compressed (sensor_msgs/CompressedImage jpeg/png on image/compressed, as '
+             "image_transport's compressed plugin publishes)",
+             validate=one_of('raw', 'compressed'), applies='start'),
+)
+START_ONLY = tuple(p.name for p in FER_PARAMETERS if p.applies == 'start')
+PIPELINE = tuple(p.name for p in FER_PARAMETERS if p.applies == 'pipeline')
+# Run-time values checked before anything is loaded; each check gives the reason or None.
+CHECKS = {p.name: p.validate for p in FER_PARAMETERS if p.validate and p.applies != 'start'}
+
+
+def declare_fer_parameters(node: Node) -> None:
+    """Declare every parameter and set it as an attribute of the node, by name."""
+    accept_integers_for_doubles(node)
+    for p in FER_PARAMETERS:
+        setattr(node, p.name, declare(node, p.name, p.default, p.description, bounds=p.bounds,
+                                      validate=p.validate))
