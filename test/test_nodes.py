@@ -16,6 +16,8 @@ from std_msgs.msg import Header
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.camera_node import CameraNode
 from fer_ros.nodes.fer_node import FerNode
+from fer_ros.nodes.messages import stamp_seconds
+from fer_ros.perception.affect import valence_arousal
 from fer_ros.perception.image_conversion import image_to_ndarray, ndarray_to_image
 
 
@@ -36,6 +38,10 @@ def publish_until_emotions(executor, pub, msg, rec, timeout=20.0):
         spin_until(executor, lambda: rec.emotions, timeout=0.3)
     assert rec.emotions, 'no FaceEmotionArray received'
     return rec.emotions[0]
+
+
+def seconds(duration) -> float:
+    return duration.sec + duration.nanosec * 1e-9
 
 
 def camera_stand_in(add, context, qos=qos_profile_sensor_data):
@@ -103,6 +109,16 @@ def test_camera_and_fer_node_end_to_end(graph, ros_context, astronaut_bgr, tmp_p
         assert sum(face.probabilities) == pytest.approx(1.0, abs=1e-4)
         assert 150 < face.roi.x_offset < 200 and 80 < face.roi.width < 140
     assert {m.faces[0].id for m in rec.emotions} == {0}  # one tracked face, one id
+    faces = [(stamp_seconds(m.header), m.faces[0]) for m in rec.emotions]
+    for (t0, f0), (t1, f1) in zip(faces, faces[1:]):
+        assert f1.track_frames > f0.track_frames
+        assert seconds(f1.track_age) - seconds(f0.track_age) == pytest.approx(t1 - t0, abs=1e-6)
+    assert faces[-1][1].track_confirmed and faces[-1][1].track_frames >= 3
+    for _, face in faces:
+        assert face.track_confirmed == (face.track_frames >= 3)
+        expected = valence_arousal(np.array([face.probabilities]), rec.emotions[0].class_names)
+        assert (face.valence, face.arousal) == pytest.approx(tuple(expected[0]), abs=1e-5)
+        assert face.valence > 0.3 and face.arousal > 0.2  # happy
     assert fer._worker_threads == 1  # cpu_threads applied in the worker thread
     status = fer.diagnostics()
     assert status.level == status.OK and status.name.startswith('/fer_node: ')

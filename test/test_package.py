@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Python module -> rosdep key, for modules that are not ROS packages themselves.
 ROSDEP_KEYS = {
     'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'h5py': 'python3-h5py',
-    'skimage': 'python3-skimage', 'torch': 'python3-torch', 'yaml': 'python3-yaml',
+    'skimage': 'python3-skimage', 'scipy': 'python3-scipy', 'torch': 'python3-torch',
+    'yaml': 'python3-yaml',
     'matplotlib': 'python3-matplotlib', 'mediapipe': 'python3-mediapipe-pip',
     'onnxruntime': 'python3-onnxruntime-pip',
 }

@@ -49,7 +49,8 @@ class FerNodeBase(Node):
     def declare_fer_parameters(self) -> None:
         declare_fer_parameters(self)
         self._worker_threads = 0  # the cpu_threads the worker thread last applied
-        self.tracker = FaceTracker(smoothing=self.smoothing)
+        self.tracker = FaceTracker(confirm_frames=self.track_confirm_frames,
+                                   max_missed=self.track_max_missed, smoothing=self.smoothing)
         self.pipeline: FerPipeline | None = None
         self.load_error: str | None = 'not configured'
         self.loaded = False  # models wanted: parameter changes (re)build the pipeline
@@ -159,6 +160,10 @@ class FerNodeBase(Node):
             self.cpu_threads = new['cpu_threads']
         if 'smoothing' in new:
             self.tracker.smoothing = self.smoothing = new['smoothing']
+        if 'track_confirm_frames' in new:
+            self.tracker.confirm_frames = self.track_confirm_frames = new['track_confirm_frames']
+        if 'track_max_missed' in new:
+            self.tracker.max_missed = self.track_max_missed = new['track_max_missed']
         if 'tta_flip' in new:
             self.tta_flip = new['tta_flip']
             if self.pipeline is not None:
@@ -260,7 +265,7 @@ class FerNodeBase(Node):
                 self.get_logger().error(f'no expression model loaded: {self.load_error}',
                                         throttle_duration_sec=10.0)
                 return
-            result = pipeline.process(image, watch)
+            result = pipeline.process(image, watch, stamp_seconds(msg.header))
         out = to_msg(result, msg.header, image.shape[1], image.shape[0],
                      pipeline.classifier.model.name)
         self.emotions_pub.publish(out)

@@ -52,6 +52,12 @@ FER_PARAMETERS = (
              'classify time, slightly more accurate)'),
     FerParam('smoothing', 0.0, "Temporal smoothing of each tracked face's probabilities: weight "
              'of its previous value (0 = raw per-frame output)', (0.0, 0.95)),
+    FerParam('track_confirm_frames', 3, 'Frames a face must be detected in before its track '
+             'is confirmed (FaceEmotion.track_confirmed): at 30 Hz, 3 is 0.1 s and rejects '
+             'one-frame false boxes', (1, 100)),
+    FerParam('track_max_missed', 15, 'Frames a confirmed track is kept unseen, its box moving '
+             'on at its last velocity, so its id survives occlusions and crossings (15: 0.5 s '
+             'at 30 Hz)', (0, 300)),
     FerParam('publish_annotated', True, 'Publish image_annotated with boxes and labels'),
     FerParam('image_reliability', 'best_effort', 'QoS reliability of the image subscription (at '
              'start): best_effort accepts every publisher; reliable only reliable ones, and has '

@@ -7,17 +7,27 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from fer_ros.perception.affect import valence_arousal
 from fer_ros.perception.classifier import ExpressionClassifier
 from fer_ros.perception.detection import Face, FaceDetector
-from fer_ros.perception.tracking import FaceTracker
+from fer_ros.perception.tracking import FaceTracker, TrackedFace
 
 
 @dataclass(frozen=True)
 class FaceExpression:
     face: Face
-    id: int                    # stable across frames while the face is tracked
-    probabilities: np.ndarray  # (classes,), sums to 1
+    track: TrackedFace  # id, confirmation, age; probabilities (classes,) summing to 1
     label_index: int
+    valence: float      # -1 .. 1, derived from the probabilities (perception/affect.py)
+    arousal: float
+
+    @property
+    def id(self) -> int:
+        return self.track.id
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return self.track.probabilities
 
     @property
     def probability(self) -> float:
@@ -53,17 +63,22 @@ class FerPipeline:
         self.classifier = classifier
         self.tracker = tracker or FaceTracker()
 
-    def process(self, image_bgr: np.ndarray, watch: Stopwatch | None = None) -> FrameResult:
+    def process(self, image_bgr: np.ndarray, watch: Stopwatch | None = None,
+                stamp: float | None = None) -> FrameResult:
+        """stamp: the frame's time in seconds (track ages); None: now, by the monotonic clock."""
         watch = watch or Stopwatch()
         faces = self.detector.detect(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
         watch.lap('detect')
         boxes = [f.box for f in faces]
         probs = self.classifier.predict(image_bgr, boxes, [f.keypoints for f in faces],
                                         self.detector.framing)
-        ids, probs = self.tracker.update(boxes, probs, self.classifier.class_names)
+        names = self.classifier.class_names
+        tracked = self.tracker.update(boxes, probs, names,
+                                      time.monotonic() if stamp is None else stamp)
+        affect = valence_arousal(np.array([t.probabilities for t in tracked]), names)
         watch.lap('classify')
-        results = [FaceExpression(f, i, p, int(np.argmax(p)))
-                   for f, i, p in zip(faces, ids, probs)]
+        results = [FaceExpression(f, t, int(np.argmax(t.probabilities)), float(va[0]), float(va[1]))
+                   for f, t, va in zip(faces, tracked, affect)]
         return FrameResult(results, self.classifier.class_names, watch.timings_ms)
 
 
