@@ -1,4 +1,5 @@
 """The nodes on real rclpy + Fast DDS, in one executor."""
+import math
 import time
 
 import cv2
@@ -10,7 +11,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from fer_ros.models import DEFAULT_MODEL
@@ -108,6 +109,7 @@ def test_camera_and_fer_node_end_to_end(graph, ros_context, astronaut_bgr, tmp_p
         assert len(face.probabilities) == len(msg.class_names)
         assert sum(face.probabilities) == pytest.approx(1.0, abs=1e-4)
         assert 150 < face.roi.x_offset < 200 and 80 < face.roi.width < 140
+        assert not face.landmarks and math.isnan(face.yaw) and face.blink_count == 0
     assert {m.faces[0].id for m in rec.emotions} == {0}  # one tracked face, one id
     faces = [(stamp_seconds(m.header), m.faces[0]) for m in rec.emotions]
     for (t0, f0), (t1, f1) in zip(faces, faces[1:]):
@@ -190,6 +192,49 @@ def test_parameters_are_validated_and_applied_at_run_time(graph, ros_context):
     assert [m.spec.name for m in node.pipeline.classifier.model.members] == [
         'fer_cnn_fer2013_ft', 'mini_xception_fer2013']
     assert node.pipeline.classifier.tta_flip
+    for name, value in (('track_confirm_frames', 5), ('track_max_missed', 30)):
+        assert node.set_parameters([Parameter(name, value=value)])[0].successful
+    assert (node.tracker.confirm_frames, node.tracker.max_missed) == (5, 30)
+
+
+def test_landmarks_are_refused_without_their_runtime(graph, ros_context, monkeypatch):
+    import importlib.util
+    _, add = graph
+    node = add(fer_node(ros_context))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name == 'ai_edge_litert' else real(name, *a))
+    result = node.set_parameters([Parameter('landmarks', value=True)])[0]
+    assert not result.successful and 'pip install' in result.reason
+    assert node.pipeline.states is None
+
+
+def test_landmarks_eyes_blinks_and_head_pose_over_dds(graph, ros_context, astronaut_bgr):
+    executor, add = graph
+    fer = add(fer_node(ros_context, landmarks=True, looking_threshold=90.0))
+    rec = add(Recorder(ros_context))
+    pub = camera_stand_in(add, ros_context)
+    info_pub = add(Node('info', context=ros_context)).create_publisher(
+        CameraInfo, 'camera_info', qos_profile_sensor_data)
+    info = CameraInfo(width=1024, height=1024, k=[600.0, 0.0, 512.0, 0.0, 600.0, 512.0,
+                                                 0.0, 0.0, 1.0])
+    msg = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='camera'))
+    deadline = time.monotonic() + 20
+    while fer._camera(512, 512) is None and time.monotonic() < deadline:
+        info_pub.publish(info)
+        spin_until(executor, lambda: fer._camera(512, 512) is not None, timeout=0.3)
+    np.testing.assert_allclose(fer._camera(512, 512), [[300, 0, 256], [0, 300, 256], [0, 0, 1]])
+    (face,) = publish_until_emotions(executor, pub, msg, rec).faces
+    assert len(face.landmarks) == 468
+    assert all(0 <= p.x < 512 and 0 <= p.y < 512 for p in face.landmarks)
+    assert face.roi.x_offset < face.landmarks[1].x < face.roi.x_offset + face.roi.width
+    assert 0.8 <= face.left_eye_openness <= 1 and 0.8 <= face.right_eye_openness <= 1
+    assert all(abs(a) < 60 for a in (face.yaw, face.pitch, face.roll))
+    assert face.looking_at_camera and face.blink_count == 0
+    assert fer.set_parameters([Parameter('looking_threshold', value=0.0)])[0].successful
+    rec.emotions.clear()
+    publish_until_emotions(executor, pub, msg, rec)
+    assert not rec.emotions[0].faces[0].looking_at_camera
 
 
 def test_bad_start_values_fall_back_with_a_reason(graph, ros_context, capfd):

@@ -15,7 +15,9 @@ ROSDEP_KEYS = {
     'matplotlib': 'python3-matplotlib', 'mediapipe': 'python3-mediapipe-pip',
     'onnxruntime': 'python3-onnxruntime-pip',
 }
-NO_ROSDEP_KEY = {'onnx', 'onnxscript'}  # optional: fer_export_onnx says how to install them
+# Optional, without rosdep keys: fer_export_onnx and the landmarks parameter say how to pip install
+# them.
+NO_ROSDEP_KEY = {'onnx', 'onnxscript', 'ai_edge_litert'}
 
 
 def exec_depends() -> set[str]:

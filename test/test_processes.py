@@ -79,7 +79,8 @@ def peer(ros_context):
 
 @pytest.fixture(scope='module')
 def fer_process():
-    proc = Process('fer_node', '--ros-args', '-p', 'device:=cpu', '-r', 'image:=image_raw')
+    proc = Process('fer_node', '--ros-args', '-p', 'device:=cpu', '-p', 'landmarks:=true',
+                   '-r', 'image:=image_raw')
     proc.wait_for(FER_READY)
     yield proc
     assert proc.stop(signal.SIGINT) == 0, proc.output
@@ -101,6 +102,7 @@ def mono(height, width, frame_id):
 def test_start_up_is_quiet(fer_process):
     start_up = fer_process.output.split(FER_READY)[0].splitlines()
     assert len(start_up) <= 2, start_up  # MediaPipe/LiteRT's ~55 load-time lines are gone
+    assert 'XNNPACK' not in fer_process.output  # the face mesh's runtime loads quietly too
 
 
 def test_frames_that_abort_mediapipe_do_not_kill_fer_node(fer_process, peer, good_image):
@@ -108,7 +110,8 @@ def test_frames_that_abort_mediapipe_do_not_kill_fer_node(fer_process, peer, goo
         msg = mono(h, w, f'strip {h}x{w}')
         assert peer.emotions_for(msg).faces == []
         assert fer_process.alive(), fer_process.output
-    assert peer.emotions_for(good_image).faces[0].label == 'happy'
+    (face,) = peer.emotions_for(good_image).faces
+    assert face.label == 'happy' and len(face.landmarks) == 468 and face.left_eye_openness > 0.8
 
 
 def test_log_lines_cannot_be_forged_from_the_wire(fer_process, peer, good_image):

@@ -92,6 +92,46 @@ def detection_cost(media: Path, repeats: int = 10) -> None:
             print(f'{width}x{height}: whole frame {cells[0]}; detection_tile 640 {cells[1]}')
 
 
+def landmark_cost(media: Path, repeats: int = 50) -> None:
+    """What the landmarks parameter adds per face: the face mesh, eyes, head pose, message."""
+    from fer_msgs.msg import FaceEmotion
+
+    from fer_ros.nodes.messages import with_state
+    from fer_ros.perception.detection import FaceDetector
+    from fer_ros.perception.eyes import eye_openness
+    from fer_ros.perception.face_state import FaceStates
+    from fer_ros.perception.head_pose import camera_matrix, head_pose
+    from fer_ros.perception.landmarks import FaceLandmarker
+
+    landmarker = FaceLandmarker()
+    states = FaceStates(landmarker)
+    parts: dict[str, list[float]] = {'face mesh (crop, LiteRT)': [], 'eye openness': [],
+                                     'head pose (solvePnP)': [], 'message fields': []}
+    with FaceDetector() as detector:
+        for _, frame in _inputs(media):
+            faces = detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            camera = camera_matrix(frame.shape[1], frame.shape[0], 60.0)
+            for face in faces:
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    points = landmarker.mesh(frame, face).points
+                    t1 = time.perf_counter()
+                    eye_openness(points)
+                    t2 = time.perf_counter()
+                    head_pose(points, camera)
+                    t3 = time.perf_counter()
+                    (state,) = states.update(frame, [face], [0], {0}, t3, camera)
+                    t4 = time.perf_counter()
+                    with_state(FaceEmotion(), state)
+                    t5 = time.perf_counter()
+                    for part, ms in zip(parts.values(), (t1 - t0, t2 - t1, t3 - t2, t5 - t4)):
+                        part.append(ms * 1e3)
+    total = sum(np.median(v) for v in parts.values())
+    print(f'landmarks per face, one thread, median ms over {len(parts["eye openness"])} runs: '
+          + ', '.join(f'{k} {np.median(v):.2f}' for k, v in parts.items())
+          + f'; total {total:.2f}')
+
+
 def backend_cost(model: str, repeats: int = 200) -> None:
     """Forward pass alone per backend, one thread, as make bench's TFLite reference is timed."""
     from fer_ros.learning.evaluate import lowest_median_ms
@@ -215,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     run(args.frames, args.media, args.model, args.device, args.tta_flip, args.camera_fps)
     detection_cost(args.media)
+    landmark_cost(args.media)
     backend_cost(args.model)
     if not args.no_cross_process:
         from fer_ros.bench import transport

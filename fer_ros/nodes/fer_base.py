@@ -8,6 +8,7 @@ import threading
 import time
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from fer_msgs.msg import FaceEmotionArray
@@ -16,18 +17,23 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.subscription import MessageInfo
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from fer_ros.nodes.fer_params import CHECKS, PIPELINE, START_ONLY, declare_fer_parameters
+from fer_ros.nodes.fer_params import (CHECKS, NOW, PIPELINE, START_ONLY,
+                                      declare_fer_parameters)
 from fer_ros.nodes.input_stats import InputStats
 from fer_ros.nodes.latest import LatestWorker
 from fer_ros.nodes.messages import stamp_seconds, to_msg
 from fer_ros.nodes.params import image_qos
+from fer_ros.perception.annotate import annotate
 from fer_ros.perception.classifier import ExpressionClassifier
 from fer_ros.perception.compressed import decode_compressed
+from fer_ros.perception.face_state import FaceStates
+from fer_ros.perception.head_pose import scaled_camera
 from fer_ros.perception.image_conversion import (ImageConversionError, image_to_bgr8,
                                                  ndarray_to_image)
-from fer_ros.perception.pipeline import FerPipeline, Stopwatch, annotate
+from fer_ros.perception.landmarks import FaceLandmarker
+from fer_ros.perception.pipeline import FerPipeline, Stopwatch
 from fer_ros.perception.tiling import make_detector
 from fer_ros.perception.tracking import FaceTracker
 from fer_ros.perception.untrusted import printable
@@ -58,7 +64,7 @@ class FerNodeBase(Node):
         self.timings: collections.deque[FrameTiming] = collections.deque(maxlen=2000)
         self.input = InputStats()
         self._worker: LatestWorker | None = None
-        self._subscription = None
+        self._subscription = self._camera_info = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def load(self) -> bool:
@@ -99,11 +105,16 @@ class FerNodeBase(Node):
         self._worker_threads = 0  # a new thread: cpu_threads is applied again
         self._last_frame_in = time.monotonic()
         compressed = self.image_transport == 'compressed'
-        topic = self.resolve_topic_name('image') + ('/compressed' if compressed else '')
+        image = self.resolve_topic_name('image')
+        topic = image + ('/compressed' if compressed else '')
         self._subscription = self.create_subscription(
             CompressedImage if compressed else Image, topic, self._on_image,
             image_qos(self.image_reliability, self.image_depth),
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible))
+        # beside the image topic, as image_transport's camera subscribers look for it
+        self._info_subscription = self.create_subscription(
+            CameraInfo, image.rsplit('/', 1)[0] + '/camera_info', self._on_camera_info,
+            image_qos('best_effort', 1))
         where = f'listening on {topic} ({self.image_reliability}, depth {self.image_depth})'
 
         if self.pipeline is None:
@@ -119,19 +130,37 @@ class FerNodeBase(Node):
     def stop_input(self) -> None:
         if self._subscription is not None:
             self.destroy_subscription(self._subscription)
-            self._subscription = None
+            self.destroy_subscription(self._info_subscription)
+            self._subscription = self._camera_info = None
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
 
     def _build(self, model: str, device: str, backend: str, detector_model: str,
-               detection_threshold: float, max_faces: int, detection_tile: int) -> FerPipeline:
+               detection_threshold: float, max_faces: int, detection_tile: int,
+               landmarks: bool) -> FerPipeline:
         classifier = ExpressionClassifier(model, device, self.tta_flip, backend,
                                           self.align_faces)
         if classifier.device_warning:
             self.get_logger().warning(classifier.device_warning)
+        states = FaceStates(FaceLandmarker(), self.camera_fov, self.looking_threshold) \
+            if landmarks else None
         detector = make_detector(detector_model, detection_threshold, max_faces, detection_tile)
-        return FerPipeline(detector, classifier, self.tracker)
+        return FerPipeline(detector, classifier, self.tracker, states)
+
+    def _apply_settings(self) -> None:
+        """Hand the parameters that apply at once to the parts that use them."""
+        tracker = self.tracker
+        tracker.smoothing, tracker.confirm_frames, tracker.max_missed = (
+            self.smoothing, self.track_confirm_frames, self.track_max_missed)
+        if self._worker is not None:
+            self._worker.max_rate = self.rate
+        if self.pipeline is not None:
+            self.pipeline.classifier.tta_flip = self.tta_flip
+            self.pipeline.classifier.align = self.align_faces
+            if self.pipeline.states is not None:
+                self.pipeline.states.horizontal_fov = self.camera_fov
+                self.pipeline.states.looking_threshold = self.looking_threshold
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         new = {p.name: p.value for p in params}
@@ -156,31 +185,13 @@ class FerNodeBase(Node):
             self.get_logger().info(
                 f'now using model {printable(self.model)} on {pipeline.classifier.device} '
                 f'with {self.backend}')
-        if 'cpu_threads' in new:
-            self.cpu_threads = new['cpu_threads']
-        if 'smoothing' in new:
-            self.tracker.smoothing = self.smoothing = new['smoothing']
-        if 'track_confirm_frames' in new:
-            self.tracker.confirm_frames = self.track_confirm_frames = new['track_confirm_frames']
-        if 'track_max_missed' in new:
-            self.tracker.max_missed = self.track_max_missed = new['track_max_missed']
-        if 'tta_flip' in new:
-            self.tta_flip = new['tta_flip']
-            if self.pipeline is not None:
-                self.pipeline.classifier.tta_flip = self.tta_flip
-        if 'align_faces' in new:
-            self.align_faces = new['align_faces']
-            if self.pipeline is not None:
-                self.pipeline.classifier.align = self.align_faces
+        for name in NOW:
+            if name in new:
+                setattr(self, name, new[name])
         for name in PIPELINE:
             if name in new and not self.loaded:  # applied when the models are loaded
                 setattr(self, name, new[name])
-        if 'rate' in new:
-            self.rate = new['rate']
-            if self._worker is not None:
-                self._worker.max_rate = self.rate
-        if 'publish_annotated' in new:
-            self.publish_annotated = new['publish_annotated']
+        self._apply_settings()
         return SetParametersResult(successful=True)
 
     def diagnostics(self) -> DiagnosticStatus:
@@ -232,6 +243,17 @@ class FerNodeBase(Node):
                        gid['data'] if gid else None, info.get('publication_sequence_number'))
         self._worker.submit(msg)
 
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        """Keep the newest calibration (an uncalibrated camera sends K = 0)."""
+        k = np.array(msg.k, np.float64).reshape(3, 3)
+        if k[0, 0] > 0 and k[1, 1] > 0 and msg.width > 0 and msg.height > 0:
+            self._camera_info = (k, (msg.width, msg.height))
+
+    def _camera(self, width: int, height: int) -> np.ndarray | None:
+        """The calibrated intrinsics for a frame of this size, if a camera_info fits it."""
+        info = self._camera_info
+        return scaled_camera(info[0], info[1], (width, height)) if info else None
+
     def _on_incompatible(self, event) -> None:
         self.get_logger().warning(
             f'an image publisher offers QoS this subscription cannot accept (policy '
@@ -265,13 +287,15 @@ class FerNodeBase(Node):
                 self.get_logger().error(f'no expression model loaded: {self.load_error}',
                                         throttle_duration_sec=10.0)
                 return
-            result = pipeline.process(image, watch, stamp_seconds(msg.header))
+            result = pipeline.process(image, watch, stamp_seconds(msg.header),
+                                      self._camera(image.shape[1], image.shape[0]))
         out = to_msg(result, msg.header, image.shape[1], image.shape[0],
                      pipeline.classifier.model.name)
         self.emotions_pub.publish(out)
         watch.lap('publish')
         if self.publish_annotated and self.annotated_pub.get_subscription_count() > 0:
-            annotated = annotate(image, result)
+            annotated = annotate(image, result, self.draw_landmarks, self.draw_head_pose,
+                                 self.draw_blinks)
             watch.lap('annotate')
             self.annotated_pub.publish(ndarray_to_image(annotated, 'bgr8', msg.header))
             watch.lap('publish')

@@ -11,6 +11,7 @@ from fer_ros.models.onnx_backend import check_backend
 from fer_ros.nodes.params import (RELIABILITY, Validator, accept_integers_for_doubles, declare,
                                   one_of)
 from fer_ros.perception.classifier import check_device_name
+from fer_ros.perception.landmarks import check_landmarks
 from fer_ros.perception.tiling import check_tile
 
 
@@ -58,7 +59,18 @@ FER_PARAMETERS = (
     FerParam('track_max_missed', 15, 'Frames a confirmed track is kept unseen, its box moving '
              'on at its last velocity, so its id survives occlusions and crossings (15: 0.5 s '
              'at 30 Hz)', (0, 300)),
+    FerParam('landmarks', False, 'Run the 468-point face mesh on every face (about 2 ms per '
+             'face on one core) for landmarks, eye openness, blinks, head pose and '
+             'looking_at_camera; needs ai-edge-litert', validate=check_landmarks,
+             applies='pipeline'),
+    FerParam('camera_fov', 60.0, 'Horizontal field of view (degrees) for the head pose while '
+             'no calibrated camera_info arrives beside the image topic', (10.0, 170.0)),
+    FerParam('looking_threshold', 25.0, 'A face is looking_at_camera while it points at the '
+             'camera within this many degrees', (0.0, 90.0)),
     FerParam('publish_annotated', True, 'Publish image_annotated with boxes and labels'),
+    FerParam('draw_landmarks', True, 'Draw the face mesh on image_annotated'),
+    FerParam('draw_head_pose', True, 'Draw head-pose axes on image_annotated'),
+    FerParam('draw_blinks', True, 'Write blink counts on image_annotated'),
     FerParam('image_reliability', 'best_effort', 'QoS reliability of the image subscription (at '
              'start): best_effort accepts every publisher; reliable only reliable ones, and has '
              'lost fragments resent', validate=one_of(*RELIABILITY), applies='start'),
@@ -71,6 +83,7 @@ FER_PARAMETERS = (
 )
 START_ONLY = tuple(p.name for p in FER_PARAMETERS if p.applies == 'start')
 PIPELINE = tuple(p.name for p in FER_PARAMETERS if p.applies == 'pipeline')
+NOW = tuple(p.name for p in FER_PARAMETERS if p.applies == 'now')
 # Run-time values checked before anything is loaded; each check gives the reason or None.
 CHECKS = {p.name: p.validate for p in FER_PARAMETERS if p.validate and p.applies != 'start'}
 

