@@ -13,14 +13,14 @@ demo: setup
 	$(VENV)/bin/fer_bringup --frames 60 --output fer_output/annotated.png
 
 test: setup
-	$(VENV)/bin/python -m pytest test -q -rs
+	$(VENV)/bin/python -m pytest fer_ros/test -q -rs
 
 bench: setup
 	$(VENV)/bin/fer_benchmark
 	@bash scripts/bench_fer_tflite.sh  # fer's int8 TFLite model, from a throwaway venv
 
 fuzz: setup
-	$(VENV)/bin/python test/fuzz_fer_node.py --messages 10000
+	$(VENV)/bin/python fer_ros/test/fuzz_fer_node.py --messages 10000
 
 clean:
-	rm -rf $(VENV) build fer_output
+	rm -rf $(VENV) fer_ros/build fer_output

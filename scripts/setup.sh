@@ -44,11 +44,12 @@ if ! fresh fer_msgs "$key"; then
   stamp fer_msgs "$key"
 fi
 
-key=$(cd "$ROOT" && digest setup.py setup.cfg package.xml resource/* config/* launch/* $(find fer_ros -name '*.py' -o -name '*.json' -o -name '*.pt' -o -name '*.onnx' | sort))
+PKG="$ROOT/fer_ros"
+key=$(cd "$PKG" && digest setup.py setup.cfg package.xml resource/* config/* launch/* $(find fer_ros -name '*.py' -o -name '*.json' -o -name '*.pt' -o -name '*.onnx' | sort))
 if ! fresh fer_ros "$key"; then
   echo "[setup] installing fer_ros"
-  rm -rf "$ROOT/build"  # setuptools' staging folder would re-ship files deleted since
-  pip_quiet install --no-deps --no-build-isolation "$ROOT"
+  rm -rf "$PKG/build"  # setuptools' staging folder would re-ship files deleted since
+  pip_quiet install --no-deps --no-build-isolation "$PKG"
   stamp fer_ros "$key"
 fi
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from fer_msgs.msg import FaceEmotionArray
+from conftest import MEDIA, needs_shared
 from processes import Process
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -167,6 +168,25 @@ def test_no_parameter_request_kills_fer_node(fer_process, peer, good_image, tmp_
         assert fer_process.alive(), f'{name}={value!r} killed fer_node:\n{fer_process.output}'
     # the two missing/unreadable paths cannot be told apart from the reasons
     assert peer.emotions_for(good_image).faces[0].label == 'happy'
+
+
+@needs_shared
+@pytest.mark.parametrize('photo', ['faceapi_bbt1.jpg', 'facerec_two_people.jpg'])
+def test_every_face_of_a_group_photo_gets_its_mesh_eyes_and_pose(fer_process, peer, photo):
+    frame = cv2.imread(str(MEDIA / photo))
+    msg = ndarray_to_image(frame, 'bgr8', Header(frame_id=photo))
+    faces = peer.emotions_for(msg).faces
+    assert len(faces) >= 2
+    for face in faces:
+        assert len(face.landmarks) == 468
+        xs, ys = [p.x for p in face.landmarks], [p.y for p in face.landmarks]
+        assert face.roi.x_offset - face.roi.width / 2 < np.median(xs) < \
+            face.roi.x_offset + 1.5 * face.roi.width
+        assert face.roi.y_offset - face.roi.height / 2 < np.median(ys) < \
+            face.roi.y_offset + 1.5 * face.roi.height
+        assert 0.0 <= face.left_eye_openness <= 1.0 and 0.0 <= face.right_eye_openness <= 1.0
+        assert all(np.isfinite([face.yaw, face.pitch, face.roll]))
+        assert face.blink_count == 0 and np.isnan(face.blink_rate)  # one frame of each track
 
 
 @pytest.mark.parametrize('width, height', [(640, 480), (1280, 720)])

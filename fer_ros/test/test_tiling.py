@@ -7,7 +7,7 @@ import pytest
 from fer_ros.perception.detection import Face, FaceDetector, merge_faces
 from fer_ros.perception.tiling import TILED_MAX_SIDE, TiledDetector, tiles
 
-MEDIA = Path(__file__).resolve().parents[1].parent / 'shared' / 'media'
+MEDIA = Path(__file__).resolve().parents[2].parent / 'shared' / 'media'
 PHOTO_FACES = {1: 4, 2: 3, 3: 5, 4: 6, 5: 5}  # faceapi_bbt<n>.jpg: visible faces
 # Rows of (photo, scale) packed left to right into gray canvases: faces of about 40-130 px.
 LAYOUTS = {

@@ -1,5 +1,7 @@
-"""package.xml declares everything the package imports, so rosdep installs it."""
+"""package.xml declares everything the package imports, so rosdep installs it, and a plain
+colcon build finds both packages of the repository."""
 import ast
+import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -7,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+REPO = ROOT.parent
 # Python module -> rosdep key, for modules that are not ROS packages themselves.
 ROSDEP_KEYS = {
     'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'h5py': 'python3-h5py',
@@ -61,3 +64,24 @@ def test_onnx_export_without_its_optional_packages_is_a_clear_error(monkeypatch,
                         lambda name, *a: None if name == 'onnxscript' else real(name, *a))
     with pytest.raises(SystemExit, match='pip install onnx onnxscript'):
         export.main(['fer_cnn_fer2013_ft', str(tmp_path / 'x.onnx')])
+
+
+def colcon_packages(base: Path) -> dict[str, Path]:
+    """Packages under base as colcon-core's recursive discovery finds them: a folder with a
+    package.xml is a package and is not entered; folders starting with a dot or holding
+    COLCON_IGNORE are skipped."""
+    found = {}
+    for folder, subfolders, files in os.walk(base):
+        if 'COLCON_IGNORE' in files:
+            subfolders.clear()
+        elif 'package.xml' in files:
+            found[ET.parse(Path(folder) / 'package.xml').find('name').text] = Path(folder)
+            subfolders.clear()
+        else:
+            subfolders[:] = [d for d in subfolders if not d.startswith('.')]
+    return found
+
+
+def test_a_plain_colcon_build_finds_both_packages():
+    assert colcon_packages(REPO) == {'fer_ros': ROOT, 'fer_msgs': REPO / 'fer_msgs'}
+    assert 'fer_msgs' in exec_depends()

@@ -3,7 +3,7 @@ hostile sensor_msgs/Image messages, and check it survives, keeps answering good 
 keeps its logs bounded and its memory flat. Prints numbers; exits 1 if fer_node died or
 stopped answering.
 
-  .venv/bin/python test/fuzz_fer_node.py --messages 10000
+  .venv/bin/python fer_ros/test/fuzz_fer_node.py --messages 10000
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import rclpy
 
 from fer_ros.nodes.environment import use_transport_profile
 
-SHARED = Path(__file__).resolve().parents[1].parent / 'shared'
+SHARED = Path(__file__).resolve().parents[2].parent / 'shared'
 MEDIA = SHARED / 'media'
 DATA = SHARED / 'data'
 
