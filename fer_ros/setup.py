@@ -31,6 +31,7 @@ setup(
             'fer_benchmark = fer_ros.bench.benchmark:main',
             'fer_fetch_models = fer_ros.perception.assets:main',
             'fer_train = fer_ros.learning.train:main',
+            'fer_record = fer_ros.learning.record:main',
             'fer_evaluate = fer_ros.learning.evaluate:main',
             'fer_export_onnx = fer_ros.learning.export:main',
         ],

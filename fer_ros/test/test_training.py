@@ -170,6 +170,19 @@ def test_resume_continues_from_the_same_step(tmp_path):
         torch.testing.assert_close(a, b)
 
 
+def test_fer_train_exits_0_when_training_completes(tmp_path):
+    """The console script's sys.exit(main()) once turned the returned best.pt into status 1."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    data = synthetic_fer2013(tmp_path / 'train.npz', n=70)
+    done = subprocess.run([str(Path(sys.executable).parent / 'fer_train'), str(data), '--out',
+                           str(tmp_path / 'run'), '--epochs', '1', '--max-batches', '1',
+                           '--no-progress'], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / 'run' / 'best.pt').is_file() and 'Model card' in done.stdout
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the error without a GPU')
 def test_training_on_a_missing_gpu_is_a_clear_error(tmp_path, capsys):
     from fer_ros.learning.train import main as train_main

@@ -19,7 +19,7 @@ from fer_ros.models import ModelError
 from fer_ros.perception.classifier import DeviceError
 
 
-def main(argv: list[str] | None = None) -> Path | None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     defaults = TrainConfig(train='')
     parser.add_argument('train', nargs='?', help='training npz (FER2013 or FER+ format)')
@@ -64,7 +64,6 @@ def main(argv: list[str] | None = None) -> Path | None:
         print(f'stopped at epoch {trainer.epoch}; continue with --resume {args.out / "last.pt"}')
     else:
         print((args.out / 'card.md').read_text())
-    return best
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ class FrameSource:
     ``finished`` turns true once a non-looping file source has delivered its last frame."""
 
     finished = False
+    frame_rate = 0.0  # frames per second of a video file; 0 where unknown or live
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -138,6 +139,8 @@ class VideoCapture(FrameSource):
             self._cap.set(cv2.CAP_PROP_FPS, fps)
         self._is_device, self._loop = is_device, loop
         self._size = (width, height)
+        if not is_device:
+            self.frame_rate = max(float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0), 0.0)
 
     def read(self) -> np.ndarray | None:
         if self._path is not None:
