@@ -9,7 +9,8 @@ setup(
     version='0.1.0',
     packages=find_packages(exclude=['test']),
     package_data={package_name: ['weights/*.pt', 'weights/*.md', 'weights/*.png',
-                                 'weights/*.onnx', 'weights/*.json']},
+                                 'weights/*.onnx', 'weights/*.json',
+                                 'learning/label_page.html']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -32,6 +33,7 @@ setup(
             'fer_fetch_models = fer_ros.perception.assets:main',
             'fer_train = fer_ros.learning.train:main',
             'fer_record = fer_ros.learning.record:main',
+            'fer_label = fer_ros.learning.label:main',
             'fer_evaluate = fer_ros.learning.evaluate:main',
             'fer_export_onnx = fer_ros.learning.export:main',
         ],

@@ -45,7 +45,7 @@ if ! fresh fer_msgs "$key"; then
 fi
 
 PKG="$ROOT/fer_ros"
-key=$(cd "$PKG" && digest setup.py setup.cfg package.xml resource/* config/* launch/* $(find fer_ros -name '*.py' -o -name '*.json' -o -name '*.pt' -o -name '*.onnx' | sort))
+key=$(cd "$PKG" && digest setup.py setup.cfg package.xml resource/* config/* launch/* $(find fer_ros -name '*.py' -o -name '*.json' -o -name '*.pt' -o -name '*.onnx' -o -name '*.html' | sort))
 if ! fresh fer_ros "$key"; then
   echo "[setup] installing fer_ros"
   rm -rf "$PKG/build"  # setuptools' staging folder would re-ship files deleted since
