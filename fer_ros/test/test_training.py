@@ -430,11 +430,11 @@ def test_onnx_export_matches_torch(tmp_path, arch, astronaut_bgr):
 
 def test_validation_classes_are_aligned_by_name(tmp_path):
     from fer_ros.learning.data import FaceDataset
-    from fer_ros.learning.trainer import _class_aligned
+    from fer_ros.learning.splits import class_aligned
     val = FaceDataset(np.zeros((2, 48, 48), np.uint8),
                       np.array([[1, 0], [0.25, 0.75]], np.float32), ('sad', 'happy'), 'v')
-    aligned = _class_aligned(val, ('happy', 'neutral', 'sad'))
+    aligned = class_aligned(val, ('happy', 'neutral', 'sad'))
     np.testing.assert_allclose(aligned.targets, [[0, 0, 1], [0.75, 0, 0.25]])
     with pytest.raises(ValueError, match='contempt'):
-        _class_aligned(FaceDataset(val.images, val.targets, ('sad', 'contempt'), 'v'),
+        class_aligned(FaceDataset(val.images, val.targets, ('sad', 'contempt'), 'v'),
                        ('happy', 'sad'))

@@ -16,6 +16,22 @@ def write_card(out: Path, card: dict, report: dict) -> None:
     (out / 'card.md').write_text(_card_markdown(card, report))
 
 
+def write_before_after(out: Path, before: dict, after: dict) -> None:
+    """before_after.md and confusion_before.png: the starting model and the trained one on the
+    same held-out faces, overall and per class."""
+    save_confusion_png(before, out / 'confusion_before.png')
+    lines = [f"# {before['model']} before and after fine-tuning\n",
+             f"Held-out faces: {after['data']} ({sum(map(sum, after['confusion']))}).\n",
+             '| | before | after |', '|---|---|---|',
+             f"| accuracy | {before['accuracy']:.3f} | {after['accuracy']:.3f} |",
+             f"| macro-F1 | {before['macro_f1']:.3f} | {after['macro_f1']:.3f} |"]
+    for name, recall in after['per_class_recall'].items():
+        lines.append(f"| {name} recall | {before['per_class_recall'].get(name, 0.0):.3f} | "
+                     f'{recall:.3f} |')
+    lines += ['', '![before](confusion_before.png) ![after](confusion.png)', '']
+    (out / 'before_after.md').write_text('\n'.join(lines))
+
+
 def save_curves_png(log_csv: Path, path: Path) -> None:
     """Loss and accuracy per epoch, from log.csv."""
     import matplotlib

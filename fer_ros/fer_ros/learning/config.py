@@ -9,7 +9,7 @@ from pathlib import Path
 class TrainConfig:
     train: str
     val: str = ''                    # empty: hold out val_fraction of train
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1        # whole tracks of a fer_record folder, else random images
     name: str = 'fer_model'
     arch: str = 'fer_cnn'
     arch_kwargs: dict = field(default_factory=dict)
@@ -21,6 +21,12 @@ class TrainConfig:
     distill_weight: float = 0.5      # with teacher: the teacher's share of each target
     input_size: int = 48
     crop_margin: float = 0.1
+    freeze_epochs: int = field(default=0, metadata={'help': 'fine-tuning: train only the '
+                               'classifier layer for this many epochs first (the backbone and '
+                               'its batch-norm statistics stay as --init left them)'})
+    backbone_lr_scale: float = field(default=1.0, metadata={'help': "the backbone's learning "
+                                     'rate as a fraction of --lr, e.g. 0.1 to fine-tune gently '
+                                     'after a frozen start'})
     epochs: int = 40
     batch_size: int = 64
     optimizer: str = 'sgd'           # sgd | adamw

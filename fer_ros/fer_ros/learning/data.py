@@ -1,14 +1,17 @@
-"""Expression datasets in the npz formats of FER2013 (hard labels) and FER+ (annotator votes).
+"""Expression datasets: the npz formats of FER2013 (hard labels) and FER+ (annotator votes),
+and folders that fer_record wrote and fer_label labelled.
 
-Both load into ``FaceDataset``: uint8 face images and per-image target
+All load into ``FaceDataset``: uint8 face images and per-image target
 distributions over canonical class names (one-hot for hard labels, vote shares
 for FER+). Class names are mapped explicitly, never by index.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fer_ros.models.registry import EXPRESSIONS
@@ -55,6 +58,7 @@ class FaceDataset:
     targets: np.ndarray      # (N, K) float32, rows sum to 1
     class_names: tuple[str, ...]
     source: str
+    groups: np.ndarray | None = None  # (N,) str: faces of one group (a track) stay together
 
     def __len__(self) -> int:
         return len(self.images)
@@ -66,7 +70,22 @@ class FaceDataset:
 
     def subset(self, index: np.ndarray | slice) -> FaceDataset:
         return FaceDataset(self.images[index], self.targets[index], self.class_names,
-                           self.source)
+                           self.source, None if self.groups is None else self.groups[index])
+
+
+def split_by_group(data: FaceDataset, fraction: float,
+                   seed: int = 0) -> tuple[FaceDataset, FaceDataset]:
+    """(rest, held out): whole groups, in random order, held out until `fraction` of the
+    faces are; never faces of one group on both sides."""
+    order = np.random.default_rng(seed).permutation(np.unique(data.groups))
+    held, count = [], 0
+    for group in order[:-1]:  # at least one group stays for training
+        if count >= fraction * len(data):
+            break
+        held.append(group)
+        count += int((data.groups == group).sum())
+    out = np.isin(data.groups, held)
+    return data.subset(np.flatnonzero(~out)), data.subset(np.flatnonzero(out))
 
 
 def load_dataset(path: str | Path) -> FaceDataset:
@@ -74,6 +93,8 @@ def load_dataset(path: str | Path) -> FaceDataset:
     vote_columns). FER+ images whose majority vote is unknown/NF, or with no emotion votes,
     are dropped, as in the usual protocol."""
     path = Path(path)
+    if path.is_dir():
+        return load_recorded(path)
     if not path.is_file():
         raise FileNotFoundError(f'dataset {path} does not exist')
     with np.load(path, allow_pickle=False) as data:
@@ -88,6 +109,34 @@ def load_dataset(path: str | Path) -> FaceDataset:
             return FaceDataset(images, targets, classes, str(path))
     raise ValueError(f'{path}: expected keys images + labels + classes (FER2013 format) or '
                      f'images + votes + vote_columns (FER+ format), found {sorted(keys)}')
+
+
+def load_recorded(folder: Path) -> FaceDataset:
+    """The labelled faces of a fer_record folder (index.jsonl, labels.json from fer_label;
+    rejected and unlabelled faces left out), in the recording model's classes, grouped by
+    recording run and track."""
+    index, labels_path = folder / 'index.jsonl', folder / 'labels.json'
+    if not index.is_file() or not labels_path.is_file():
+        raise FileNotFoundError(f'{folder}: expected index.jsonl (fer_record) and labels.json '
+                                '(fer_label)')
+    rows = [json.loads(line) for line in index.read_text().splitlines() if line]
+    labels = json.loads(labels_path.read_text())
+    classes = canonical_classes(list(rows[0]['probabilities']), str(folder)) if rows else ()
+    kept = [(r, canonical_class(labels[r['crop']])) for r in rows
+            if labels.get(r['crop']) not in (None, 'reject')]
+    if not kept:
+        raise ValueError(f'{folder}: no labelled faces yet (label them with fer_label)')
+    images = []
+    for row, _ in kept:
+        image = cv2.imread(str(folder / row['crop']), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise ValueError(f"{folder}: cannot read {row['crop']}")
+        size = images[0].shape[::-1] if images else image.shape[::-1]
+        images.append(image if image.shape[::-1] == size else cv2.resize(image, size))
+    targets = np.eye(len(classes), dtype=np.float32)[[classes.index(c) for _, c in kept]]
+    groups = np.array([f"{r['crop'].split('/')[-1].split('_')[0]}/{r['track']}"
+                       for r, _ in kept])
+    return FaceDataset(np.stack(images), targets, classes, str(folder), groups)
 
 
 def _ferplus(images: np.ndarray, votes: np.ndarray, columns: list[str],

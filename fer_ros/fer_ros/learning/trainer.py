@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from fer_ros.learning.augment import Augment
-from fer_ros.learning.card import write_card
+from fer_ros.learning.card import write_before_after, write_card
 from fer_ros.learning.config import TrainConfig, data_name
-from fer_ros.learning.data import FaceDataset, load_dataset
+from fer_ros.learning.splits import aligned, train_val_splits
 from fer_ros.learning.evaluate import (dataset_tensor, ensemble_probabilities, measure_latency,
                                        metrics, predict)
 from fer_ros.learning.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
@@ -37,31 +37,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _class_aligned(val: FaceDataset, names: tuple[str, ...]) -> FaceDataset:
-    extra = [c for c in val.class_names if c not in names]
-    if extra:
-        raise ValueError(f'validation classes {extra} are not among the training classes {names}')
-    targets = average_by_name([val.targets], [val.class_names], names)
-    return FaceDataset(val.images, targets, names, val.source)
-
-
-def _splits(cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
-    train = load_dataset(cfg.train)
-    if cfg.val:
-        return train, _class_aligned(load_dataset(cfg.val), train.class_names)
-    order = np.random.default_rng(cfg.seed).permutation(len(train))
-    n_val = max(int(len(train) * cfg.val_fraction), 1)
-    return train.subset(order[n_val:]), train.subset(order[:n_val])
-
-
-def _aligned(data: FaceDataset) -> FaceDataset:
-    from fer_ros.learning.framing import aligned_faces
-    from fer_ros.perception.detection import FaceDetector
-    with FaceDetector() as detector:
-        return FaceDataset(aligned_faces(data.images, detector), data.targets,
-                           data.class_names, data.source)
-
-
 class Trainer:
     def __init__(self, cfg: TrainConfig, out: Path, resume: Path | None = None):
         """With resume, continue from that last.pt; otherwise start from cfg.init if set."""
@@ -74,9 +49,10 @@ class Trainer:
         if self.device.type == 'cuda':
             torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
         _seed_everything(cfg.seed)
-        self.train_set, self.val_set = _splits(cfg)
+        self.train_set, self.val_set = train_val_splits(cfg.train, cfg.val, cfg.val_fraction,
+                                                        cfg.seed)
         if cfg.align_faces:
-            self.train_set, self.val_set = _aligned(self.train_set), _aligned(self.val_set)
+            self.train_set, self.val_set = aligned(self.train_set), aligned(self.val_set)
         names = self.train_set.class_names
         self.spec = ModelSpec(
             name=cfg.name, architecture=cfg.arch,
@@ -91,7 +67,10 @@ class Trainer:
         self.model = ARCHITECTURES[cfg.arch](num_classes=len(names), in_channels=1,
                                              **cfg.arch_kwargs)
         self.model = self.model.to(self.device, memory_format=torch.channels_last)
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        head = {id(p) for p in self.model.classifier.parameters()}
+        self.backbone = [p for p in self.model.parameters() if id(p) not in head]
+        params = [{'params': list(self.model.classifier.parameters()), 'lr': cfg.lr},
+                  {'params': self.backbone, 'lr': cfg.lr * cfg.backbone_lr_scale}]
         if cfg.optimizer == 'sgd':
             self.optimizer = torch.optim.SGD(params, cfg.lr, momentum=0.9, nesterov=True,
                                              weight_decay=cfg.weight_decay)
@@ -196,6 +175,13 @@ class Trainer:
         order = torch.from_numpy(np.random.default_rng(cfg.seed * 1000 + self.epoch)
                                  .permutation(len(self.x_train))).to(self.device)
         self.model.train()
+        frozen = self.epoch < cfg.freeze_epochs
+        for p in self.backbone:
+            p.requires_grad_(not frozen)
+        if frozen:  # the backbone's batch-norm statistics stay too
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         # sums stay on the device: reading them every step would stall a GPU
         total_loss = correct = torch.zeros((), device=self.device)
         seen = 0
@@ -307,4 +293,16 @@ class Trainer:
             'train_data': recipe['train'], 'train_samples': len(self.train_set),
             'recipe': recipe, 'epochs_run': self.epoch, 'metrics': measured,
             'validation': report}, report)
+        if self.cfg.init:
+            write_before_after(self.out, self._starting_report(measured['val_data']), report)
         return self.out / 'best.pt'
+
+    def _starting_report(self, data: str) -> dict:
+        """The --init model on the same held-out faces, in their class order."""
+        start = load_model(self.cfg.init)
+        probs = predict(start.module, dataset_tensor(self.val_set, start.spec.input))
+        probs = average_by_name([probs], [start.spec.class_names], self.val_set.class_names)
+        report = metrics(probs, self.val_set.targets, self.val_set.class_names)
+        report.update(model=data_name(self.cfg.init), data=data, tta_flip=False,
+                      missing_classes=[])
+        return report
