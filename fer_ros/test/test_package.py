@@ -18,9 +18,9 @@ ROSDEP_KEYS = {
     'matplotlib': 'python3-matplotlib', 'mediapipe': 'python3-mediapipe-pip',
     'onnxruntime': 'python3-onnxruntime-pip',
 }
-# Optional, without rosdep keys: fer_export_onnx and the landmarks parameter say how to pip install
-# them.
-NO_ROSDEP_KEY = {'onnx', 'onnxscript', 'ai_edge_litert'}
+# Optional, without rosdep keys: fer_export_onnx, the landmarks parameter and .mcap sources say
+# how to pip install them.
+NO_ROSDEP_KEY = {'onnx', 'onnxscript', 'ai_edge_litert', 'mcap', 'mcap_ros2'}
 
 
 def exec_depends() -> set[str]:

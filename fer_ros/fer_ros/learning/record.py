@@ -1,5 +1,5 @@
-"""fer_record: save the tracked faces of a video, an image folder or a camera as a dataset to
-label and fine-tune on.
+"""fer_record: save the tracked faces of a video, an image folder, a rosbag2 MCAP file or a
+camera as a dataset to label and fine-tune on.
 
 For every face the node's pipeline finds, it writes the crop the classifier sees (crops/: the
 model's input size and channels, framed and rolled as fer_node frames them) and a context crop
@@ -101,11 +101,12 @@ class FaceRecorder:
 
 
 def record(source_spec: str, out: Path, pipeline: FerPipeline, min_change: float = 0.05,
-           max_frames: int = 0, progress: bool = True) -> RecordStats:
-    """Record every frame of a source (until it ends, or max_frames) into out."""
+           max_frames: int = 0, progress: bool = True, bag_topic: str = '') -> RecordStats:
+    """Record every frame of a source (until it ends, or max_frames) into out; an .mcap
+    bag's frames as fast as they are read, at their recorded stamps."""
     from fer_ros.perception.sources import open_source
 
-    source = open_source(source_spec, loop=False)
+    source = open_source(source_spec, loop=False, bag_topic=bag_topic, bag_realtime=False)
     recorder = FaceRecorder(out, pipeline, source_spec, min_change)
     start, index = time.monotonic(), 0
     try:
@@ -113,7 +114,8 @@ def record(source_spec: str, out: Path, pipeline: FerPipeline, min_change: float
             frame = source.read()
             if frame is None:
                 continue
-            stamp = index / source.frame_rate if source.frame_rate else None
+            stamp = (source.stamp[0] + source.stamp[1] * 1e-9 if source.stamp else
+                     index / source.frame_rate if source.frame_rate else None)
             recorder.add(frame, index, stamp)
             index += 1
             if progress and index % 25 == 0:
@@ -134,8 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     from fer_ros.perception.tiling import make_detector
 
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('source', help='video file, image, folder or glob of images, or a '
-                                       'V4L2 camera (index or /dev/videoN)')
+    parser.add_argument('source', help='video file, image, folder or glob of images, a rosbag2 '
+                                       '.mcap file, or a V4L2 camera (index or /dev/videoN)')
+    parser.add_argument('--bag-topic', default='',
+                        help="image topic of an .mcap source ('' = its only one)")
     parser.add_argument('--out', type=Path, required=True, help='dataset folder (appended to)')
     parser.add_argument('--model', default=DEFAULT_MODEL)
     parser.add_argument('--detector', default='full_range')
@@ -151,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     with make_detector(args.detector, args.detection_threshold, 0, 0) as detector:
         try:
             stats = record(args.source, args.out, FerPipeline(detector, classifier),
-                           args.min_change, args.max_frames, not args.no_progress)
+                           args.min_change, args.max_frames, not args.no_progress,
+                           args.bag_topic)
         except SourceError as exc:
             sys.exit(str(exc))
     print(stats.summary())

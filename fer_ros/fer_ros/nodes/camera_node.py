@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import time
 
+from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -37,7 +38,7 @@ class CameraNode(Node):
         self.source_spec = declare(
             self, 'source', '0',
             'V4L2 index or /dev/videoN, video file, image file, folder or glob of images, '
-            'or builtin:astronaut')
+            'rosbag2 .mcap file, or builtin:astronaut')
         self.width = declare(self, 'width', 0, 'Output width in pixels (0 = native, or keep the '
                              'aspect ratio when only height is set)', bounds=(0, 7680))
         self.height = declare(self, 'height', 0, 'Output height in pixels (0 = native, or keep '
@@ -46,6 +47,10 @@ class CameraNode(Node):
         self.frame_id = declare(self, 'frame_id', 'camera_frame',
                                 'frame_id of the published images')
         self.loop = declare(self, 'loop', True, 'Replay file sources from the start at their end')
+        self.bag_topic = declare(self, 'bag_topic', '', 'Image topic of an .mcap source (a '
+                                 "rosbag2 recording); '' = its only image topic")
+        self.bag_realtime = declare(self, 'bag_realtime', True, 'Replay an .mcap source at its '
+                                    'recorded rate (false: as fast as fps allows)')
         reliability = declare(
             self, 'reliability', 'best_effort',
             'QoS reliability of image_raw, its compressed topic and camera_info: best_effort '
@@ -151,7 +156,8 @@ class CameraNode(Node):
     def _open(self) -> None:
         try:
             self._source = open_source(self.source_spec, self.width, self.height, self.fps,
-                                       self.loop, on_skip=self.get_logger().warning)
+                                       self.loop, self.get_logger().warning, self.bag_topic,
+                                       self.bag_realtime)
         except SourceError as exc:
             self._schedule_retry(str(exc))
 
@@ -186,7 +192,9 @@ class CameraNode(Node):
         if self._failures:
             self.get_logger().info(f"source '{self.source_spec}' delivers frames again")
             self._failures, self._backoff_s = 0, 0.5
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.frame_id)
+        stamp = self._source.stamp  # a recording's own stamps are kept
+        header = Header(stamp=Time(sec=stamp[0], nanosec=stamp[1]) if stamp else
+                        self.get_clock().now().to_msg(), frame_id=self.frame_id)
         self.publisher.publish(ndarray_to_image(frame, 'bgr8', header))
         if self.compressed_publisher.get_subscription_count():
             data, fmt = encode_compressed(frame, self.compression['format'],

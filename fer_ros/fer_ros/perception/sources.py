@@ -28,6 +28,7 @@ class FrameSource:
 
     finished = False
     frame_rate = 0.0  # frames per second of a video file; 0 where unknown or live
+    stamp: tuple[int, int] | None = None  # (sec, nanosec) the last frame was recorded at
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -45,7 +46,7 @@ def _stamp(path: Path) -> tuple[int, int, int, int] | None:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+def fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize to width x height; one of them 0 keeps the aspect ratio, both 0 the native size."""
     h, w = frame.shape[:2]
     if width <= 0 and height <= 0:
@@ -156,7 +157,7 @@ class VideoCapture(FrameSource):
             ok, frame = self._cap.read()
         if not ok:
             raise SourceError('no frame delivered')
-        return _fit(frame, *self._size)
+        return fit(frame, *self._size)
 
     def close(self) -> None:
         self._cap.release()
@@ -168,18 +169,20 @@ def _read_image(path: Path, width: int, height: int) -> np.ndarray | None:
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
     except cv2.error:  # e.g. a header claiming more pixels than OpenCV allows
         return None
-    return None if frame is None else _fit(frame, width, height)
+    return None if frame is None else fit(frame, width, height)
 
 
 def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 30.0,
                 loop: bool = True,
-                on_skip: Callable[[str], None] = lambda reason: None) -> FrameSource:
+                on_skip: Callable[[str], None] = lambda reason: None,
+                bag_topic: str = '', bag_realtime: bool = True) -> FrameSource:
     """Open a source described by a string.
 
     '0', '/dev/video0'      V4L2 camera (index or device path)
     'builtin:astronaut'     a photo shipped by scikit-image, replayed as a stream
     'face.jpg'              one image; 'dir/' or 'shots/*.png' a sorted sequence
     'clip.mp4'              a video file
+    'run.mcap'              a rosbag2 MCAP file: the images of bag_topic (perception/bag.py)
     on_skip receives why an image of a sequence is skipped. Raises SourceError naming the
     source and the reason.
     """
@@ -197,7 +200,7 @@ def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 30.0,
                     f"unknown built-in image (choose from {', '.join(BUILTIN_IMAGES)})")
             import skimage.data
             rgb = getattr(skimage.data, name)()
-            frame = _fit(np.ascontiguousarray(rgb[:, :, ::-1]), width, height)
+            frame = fit(np.ascontiguousarray(rgb[:, :, ::-1]), width, height)
             return StillImage(frame, loop)
         path = Path(spec).expanduser()
         if any(c in spec for c in '*?['):
@@ -206,6 +209,9 @@ def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 30.0,
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         elif not path.exists():
             raise SourceError('no such file, folder or device')
+        elif path.suffix.lower() == '.mcap':
+            from fer_ros.perception.bag import McapSource
+            return McapSource(path, bag_topic, bag_realtime, width, height, loop)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             frame = _read_image(path, width, height)
             if frame is None:

@@ -1,0 +1,128 @@
+"""rosbag2 MCAP files as a source: written here with mcap-ros2-support, as rosbag2 writes them
+(ros2msg schemas, CDR), read back by open_source, camera_node and fer_record."""
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_nodes import Recorder, graph, spin_until  # noqa: F401 (graph is a fixture)
+
+from fer_ros.perception.sources import SourceError, open_source
+
+START = 1_700_000_000  # header stamps of the recording (s)
+
+
+def msgdef(kind: str) -> str:
+    """The ros2msg schema text rosbag2 stores: the .msg and, below it, every message it uses."""
+    share = Path(sys.prefix) / 'share'
+
+    def text(name):
+        package, _, msg = name.split('/')
+        return (share / package / 'msg' / f'{msg}.msg').read_text()
+    parts = [text(kind)]
+    for dependency in ('std_msgs/msg/Header', 'builtin_interfaces/msg/Time'):
+        parts.append('=' * 80 + f"\nMSG: {dependency.replace('/msg/', '/')}\n{text(dependency)}")
+    return '\n'.join(parts)
+
+
+def write_bag(path: Path, frames: list[np.ndarray], rate: float = 10.0) -> None:
+    """image_raw (bgr8 Images) and image_raw/compressed (JPEG) of the frames at `rate` Hz."""
+    from mcap_ros2.writer import Writer
+    with path.open('wb') as f:
+        writer = Writer(f)
+        raw = writer.register_msgdef('sensor_msgs/msg/Image', msgdef('sensor_msgs/msg/Image'))
+        jpeg = writer.register_msgdef('sensor_msgs/msg/CompressedImage',
+                                      msgdef('sensor_msgs/msg/CompressedImage'))
+        for i, frame in enumerate(frames):
+            ns = START * 10**9 + round(i / rate * 1e9)
+            header = {'stamp': {'sec': ns // 10**9, 'nanosec': ns % 10**9}, 'frame_id': 'cam'}
+            writer.write_message('image_raw', raw, {
+                'header': header, 'height': frame.shape[0], 'width': frame.shape[1],
+                'encoding': 'bgr8', 'is_bigendian': 0, 'step': frame.shape[1] * 3,
+                'data': frame.tobytes()}, log_time=ns + 5_000_000, publish_time=ns)
+            writer.write_message('image_raw/compressed', jpeg, {
+                'header': header, 'format': 'jpeg',
+                'data': cv2.imencode('.jpg', frame)[1].tobytes()},
+                log_time=ns + 5_000_000, publish_time=ns)
+        writer.finish()
+
+
+@pytest.fixture(scope='module')
+def bag(tmp_path_factory, astronaut_bgr):
+    frames = [np.roll(astronaut_bgr, 20 * i, axis=1) for i in range(5)]
+    path = tmp_path_factory.mktemp('bag') / 'run.mcap'
+    write_bag(path, frames)
+    return path, frames
+
+
+def read_all(source):
+    out = []
+    while not source.finished:
+        frame = source.read()
+        if frame is not None:
+            out.append((frame, source.stamp))
+    source.close()
+    return out
+
+
+def test_images_come_back_with_their_recorded_stamps(bag):
+    path, frames = bag
+    got = read_all(open_source(str(path), loop=False, bag_topic='image_raw', bag_realtime=False))
+    assert len(got) == 5
+    for i, ((frame, stamp), original) in enumerate(zip(got, frames)):
+        np.testing.assert_array_equal(frame, original)
+        assert stamp == (START, i * 100_000_000)
+    compressed = read_all(open_source(str(path), loop=False, bag_topic='image_raw/compressed',
+                                      bag_realtime=False))
+    assert len(compressed) == 5
+    assert np.abs(compressed[2][0].astype(int) - frames[2]).mean() < 4  # JPEG
+
+
+def test_the_recorded_rate_is_kept_unless_asked_otherwise(bag):
+    path, _ = bag
+    start = time.monotonic()
+    assert len(read_all(open_source(str(path), loop=False, bag_topic='image_raw'))) == 5
+    assert time.monotonic() - start >= 0.38  # five frames 0.1 s apart
+
+
+def test_a_bag_with_several_image_topics_needs_one_named(bag, tmp_path):
+    path, _ = bag
+    with pytest.raises(SourceError, match=r"image_raw/compressed.*bag_topic"):
+        open_source(str(path))
+    with pytest.raises(SourceError, match='no image topic'):
+        open_source(str(path), bag_topic='depth')
+    (tmp_path / 'broken.mcap').write_bytes(b'not a bag')
+    with pytest.raises(SourceError, match='broken.mcap.*not a readable MCAP file'):
+        open_source(str(tmp_path / 'broken.mcap'))
+    (tmp_path / 'cut.mcap').write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    with pytest.raises(SourceError):  # no summary at its end, or its records end early
+        read_all(open_source(str(tmp_path / 'cut.mcap'), bag_topic='image_raw',
+                             bag_realtime=False))
+
+
+def test_camera_node_replays_a_bag_with_its_stamps(graph, ros_context, bag):  # noqa: F811
+    from rclpy.parameter import Parameter
+
+    from fer_ros.nodes.camera_node import CameraNode
+    path, _ = bag
+    executor, add = graph
+    rec = add(Recorder(ros_context))
+    camera = add(CameraNode(context=ros_context, parameter_overrides=[
+        Parameter('source', value=str(path)), Parameter('bag_topic', value='image_raw/compressed'),
+        Parameter('loop', value=False), Parameter('fps', value=100.0)]))
+    assert spin_until(executor, lambda: camera.frames_published == 5 and len(rec.raw) == 5)
+    assert [(m.header.stamp.sec, m.header.stamp.nanosec) for m in rec.raw] == [
+        (START, i * 100_000_000) for i in range(5)]
+
+
+def test_fer_record_reads_a_bag(bag, tmp_path):
+    from fer_ros.learning.record import main
+    path, _ = bag
+    main([str(path), '--bag-topic', 'image_raw', '--out', str(tmp_path), '--no-progress',
+          '--min-change', '0'])
+    rows = [json.loads(line) for line in (tmp_path / 'index.jsonl').read_text().splitlines()]
+    assert [r['time'] for r in rows] == pytest.approx([START + i / 10 for i in range(5)])
+    assert {r['prediction'] for r in rows} == {'happy'}
