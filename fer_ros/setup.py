@@ -29,6 +29,7 @@ setup(
             'fer_node = fer_ros.nodes.fer_node:main',
             'fer_lifecycle_node = fer_ros.nodes.fer_lifecycle_node:main',
             'fer_bringup = fer_ros.nodes.bringup:main',
+            'fer_record_node = fer_ros.nodes.fer_record_node:main',
             'fer_benchmark = fer_ros.bench.benchmark:main',
             'fer_fetch_models = fer_ros.perception.assets:main',
             'fer_train = fer_ros.learning.train:main',

@@ -5,6 +5,7 @@
   ros2 launch fer_ros fer.launch.py use_camera:=false image:=/camera/color/image_raw
   ros2 launch fer_ros fer.launch.py namespace:=robot1    # /robot1/image_raw, /robot1/emotions
   ros2 launch fer_ros fer.launch.py managed:=true        # fer_lifecycle_node, driven to active
+  ros2 launch fer_ros fer.launch.py record:=true record_dir:=/data/faces   # + fer_record_node
 """
 import os
 
@@ -45,8 +46,12 @@ def _nodes(context):
     fer = dict(package='fer_ros', name='fer_node', namespace=namespace,
                parameters=[params_file, overrides.get('fer_node', {})],
                remappings=[('image', image)], output='screen')
+    record = Node(package='fer_ros', executable='fer_record_node', name='fer_record',
+                  namespace=namespace, remappings=[('image', image)], output='screen',
+                  parameters=[{'out': LaunchConfiguration('record_dir').perform(context)}],
+                  condition=IfCondition(LaunchConfiguration('record')))
     if LaunchConfiguration('managed').perform(context).lower() not in ('true', '1'):
-        return [camera, Node(executable='fer_node', **fer)]
+        return [camera, Node(executable='fer_node', **fer), record]
     managed = LifecycleNode(executable='fer_lifecycle_node', **fer)
 
     def transition(id_):
@@ -55,7 +60,7 @@ def _nodes(context):
     activate = RegisterEventHandler(OnStateTransition(
         target_lifecycle_node=managed, goal_state='inactive',
         entities=[transition(Transition.TRANSITION_ACTIVATE)]))
-    return [camera, managed, activate, transition(Transition.TRANSITION_CONFIGURE)]
+    return [camera, managed, activate, transition(Transition.TRANSITION_CONFIGURE), record]
 
 
 def generate_launch_description():
@@ -73,6 +78,10 @@ def generate_launch_description():
                               description='namespace of both nodes and their relative topics'),
         DeclareLaunchArgument('managed', default_value='false',
                               description='run fer_lifecycle_node and drive it to active'),
+        DeclareLaunchArgument('record', default_value='false',
+                              description="also run fer_record_node on fer_node's image topic"),
+        DeclareLaunchArgument('record_dir', default_value='fer_faces',
+                              description="fer_record_node's dataset folder"),
         *[DeclareLaunchArgument(o.name, default_value='',
                                 description=f'{o.help} (empty: value from params_file)')
           for o in OVERRIDES],

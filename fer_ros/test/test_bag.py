@@ -126,3 +126,34 @@ def test_fer_record_reads_a_bag(bag, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / 'index.jsonl').read_text().splitlines()]
     assert [r['time'] for r in rows] == pytest.approx([START + i / 10 for i in range(5)])
     assert {r['prediction'] for r in rows} == {'happy'}
+
+
+def test_fer_record_node_records_a_live_topic(graph, ros_context, tmp_path,  # noqa: F811
+                                              astronaut_bgr):
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from fer_ros.nodes.fer_record_node import RecordNode
+    from fer_ros.perception.image_conversion import ndarray_to_image
+    executor, add = graph
+    recorder = add(RecordNode(context=ros_context, parameter_overrides=[
+        Parameter('out', value=str(tmp_path)), Parameter('rate', value=0.0),
+        Parameter('min_change', value=0.0)], cli_args=['--ros-args', '-r', 'image:=camera']))
+    pub = add(Node('camera', context=ros_context)).create_publisher(
+        Image, 'camera', qos_profile_sensor_data)
+    sent = []
+    for i in range(100):
+        if recorder.recorder.stats.saved >= 3:
+            break
+        msg = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='cam'))
+        msg.header.stamp.sec, msg.header.stamp.nanosec = START + i, 0
+        pub.publish(msg)
+        sent.append(START + i)
+        spin_until(executor, lambda: False, timeout=0.2)
+    recorder.recorder._index.flush()
+    rows = [json.loads(line) for line in (tmp_path / 'index.jsonl').read_text().splitlines()]
+    assert len(rows) >= 3 and all(r['time'] in sent for r in rows)
+    assert {r['source'] for r in rows} == {'/camera'} and {r['track'] for r in rows} == {0}

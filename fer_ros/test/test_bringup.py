@@ -93,12 +93,13 @@ def test_launch_file_is_consistent():
     executables = {kw(c, 'executable') for c in calls
                    if getattr(c.func, 'id', '') in ('Node', 'LifecycleNode')}
     setup = (ROOT / 'setup.py').read_text()
-    assert executables == {'camera_node', 'fer_node', 'fer_lifecycle_node'}
+    assert executables == {'camera_node', 'fer_node', 'fer_lifecycle_node', 'fer_record_node'}
     assert all(f"'{e} = fer_ros.nodes.{e}:main'" in setup for e in executables)
     declared = {c.args[0].value for c in calls if getattr(c.func, 'id', '') ==
                 'DeclareLaunchArgument' and c.args and isinstance(c.args[0], ast.Constant)}
-    assert {'params_file', 'use_camera', 'image', 'namespace', 'managed'} <= declared
-    assert source.count('namespace=namespace') == 2
+    assert {'params_file', 'use_camera', 'image', 'namespace', 'managed', 'record',
+            'record_dir'} <= declared
+    assert source.count('namespace=namespace') == 3  # camera_node, fer_node, fer_record_node
     assert 'o.name' in source and 'OVERRIDES' in source  # source, model, device, rate
     assert "remappings=[('image', image)]" in source
     assert 'TRANSITION_CONFIGURE' in source and 'TRANSITION_ACTIVATE' in source

@@ -230,13 +230,15 @@ def test_frames_lost_by_the_transport_are_counted_on_diagnostics(fer_process, pe
 
 
 @pytest.mark.parametrize('executable, ready', [
-    ('fer_node', FER_READY), ('camera_node', 'publishing'), ('fer_bringup', 'frame')])
+    ('fer_node', FER_READY), ('camera_node', 'publishing'), ('fer_bringup', 'frame'),
+    ('fer_record_node', 'recording faces')])
 @pytest.mark.parametrize('signals', [(signal.SIGINT,), (signal.SIGINT, signal.SIGINT),
                                      (signal.SIGTERM,)], ids=['INT', 'INT-INT', 'TERM'])
-def test_every_signal_path_exits_cleanly(executable, ready, signals):
+def test_every_signal_path_exits_cleanly(executable, ready, signals, tmp_path):
     argv = {'fer_node': ('--ros-args', '-p', 'device:=cpu'),
             'camera_node': ('--ros-args', '-p', 'source:=builtin:astronaut'),
-            'fer_bringup': ('--device', 'cpu', '--rate', '5')}[executable]
+            'fer_bringup': ('--device', 'cpu', '--rate', '5'),
+            'fer_record_node': ('--ros-args', '-p', f'out:={tmp_path}')}[executable]
     proc = Process(executable, *argv)
     proc.wait_for(ready)
     assert proc.stop(*signals, gap=0.05) == 0, proc.output
