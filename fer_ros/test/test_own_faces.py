@@ -111,3 +111,20 @@ def test_fine_tuning_in_two_stages_reports_before_and_after(labelled, tmp_path):
     clf = ExpressionClassifier(str(best), 'cpu')  # the node loads it by path
     image = np.full((240, 320, 3), 128, np.uint8)
     assert clf.predict(image, [(100, 60, 100, 100)]).shape == (1, len(clf.class_names))
+
+
+@needs_shared
+def test_the_readme_fine_tune_command(labelled, tmp_path):
+    """Step 3 of the README's loop, as a user types it (fewer epochs)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / 'fer_train'), str(labelled), '--init', DEFAULT_MODEL,
+         '--crop-margin', '0.05', '--freeze-epochs', '1', '--backbone-lr-scale', '0.1',
+         '--epochs', '2', '--lr', '0.01', '--batch-size', '32', '--threads', '1',
+         '--no-progress', '--out', str(tmp_path / 'my_model')],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / 'my_model' / 'before_after.md').is_file()
+    assert ExpressionClassifier(str(tmp_path / 'my_model' / 'best.pt'), 'cpu').class_names
