@@ -1,1 +1,2 @@
-"""Training, evaluation and export of expression models; never imported at run time."""
+"""Training, evaluation and export of expression models, and collecting and labelling faces;
+fer_node never imports it."""
