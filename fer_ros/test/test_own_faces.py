@@ -14,6 +14,7 @@ from conftest import MEDIA, needs_shared
 from fer_ros.learning.config import TrainConfig
 from fer_ros.learning.data import load_dataset, split_by_group
 from fer_ros.learning.label import LabelStore, make_server
+from fer_ros.learning.recorded import run_of
 from fer_ros.learning.record import record
 from fer_ros.learning.trainer import Trainer
 from fer_ros.models import DEFAULT_MODEL
@@ -57,7 +58,7 @@ def labelled(tmp_path_factory):
     tracks: dict[tuple, list] = {}
     for item in items:
         source = rows[item['crop']]['source']
-        tracks.setdefault((item['crop'].split('_')[0], source, item['track']), []).append(item)
+        tracks.setdefault((run_of(item), source, item['track']), []).append(item)
     for (_, source, _), group in tracks.items():
         crops = [i['crop'] for i in group]
         if source == str(photos):

@@ -7,13 +7,13 @@ for FER+). Class names are mapped explicitly, never by index.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fer_ros.learning.recorded import REJECT, read_index, read_labels, run_of
 from fer_ros.models.registry import EXPRESSIONS
 from fer_ros.perception.untrusted import quoted
 
@@ -115,15 +115,10 @@ def load_recorded(folder: Path) -> FaceDataset:
     """The labelled faces of a fer_record folder (index.jsonl, labels.json from fer_label;
     rejected and unlabelled faces left out), in the recording model's classes, grouped by
     recording run and track."""
-    index, labels_path = folder / 'index.jsonl', folder / 'labels.json'
-    if not index.is_file() or not labels_path.is_file():
-        raise FileNotFoundError(f'{folder}: expected index.jsonl (fer_record) and labels.json '
-                                '(fer_label)')
-    rows = [json.loads(line) for line in index.read_text().splitlines() if line]
-    labels = json.loads(labels_path.read_text())
+    rows, labels = read_index(folder), read_labels(folder)
     classes = canonical_classes(list(rows[0]['probabilities']), str(folder)) if rows else ()
     kept = [(r, canonical_class(labels[r['crop']])) for r in rows
-            if labels.get(r['crop']) not in (None, 'reject')]
+            if labels.get(r['crop']) not in (None, REJECT)]
     if not kept:
         raise ValueError(f'{folder}: no labelled faces yet (label them with fer_label)')
     images = []
@@ -134,8 +129,7 @@ def load_recorded(folder: Path) -> FaceDataset:
         size = images[0].shape[::-1] if images else image.shape[::-1]
         images.append(image if image.shape[::-1] == size else cv2.resize(image, size))
     targets = np.eye(len(classes), dtype=np.float32)[[classes.index(c) for _, c in kept]]
-    groups = np.array([f"{r['crop'].split('/')[-1].split('_')[0]}/{r['track']}"
-                       for r, _ in kept])
+    groups = np.array([f"{run_of(r)}/{r['track']}" for r, _ in kept])
     return FaceDataset(np.stack(images), targets, classes, str(folder), groups)
 
 

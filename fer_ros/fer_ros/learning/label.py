@@ -17,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
-REJECT = 'reject'  # not a face, too blurry: kept out of training
+from fer_ros.learning.recorded import LABELS, REJECT, read_index, read_labels
+
 MAX_BODY = 1 << 20
 
 
@@ -26,15 +27,11 @@ class LabelStore:
 
     def __init__(self, folder: Path, classes: tuple[str, ...] | None = None):
         self.folder = folder
-        index = folder / 'index.jsonl'
-        if not index.is_file():
-            raise FileNotFoundError(f'{index} not found: record a dataset with fer_record first')
-        self.rows = [json.loads(line) for line in index.read_text().splitlines() if line]
+        self.rows = read_index(folder)
         self.by_crop = {row['crop']: row for row in self.rows}
         self.classes = classes or (tuple(self.rows[0]['probabilities']) if self.rows else ())
-        self.path = folder / 'labels.json'
-        self.labels: dict[str, str] = json.loads(self.path.read_text()) \
-            if self.path.is_file() else {}
+        self.path = folder / LABELS
+        self.labels = read_labels(folder)
         self._undo: list[dict[str, str | None]] = []
         self._lock = threading.Lock()
 

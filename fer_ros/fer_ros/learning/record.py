@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_ros.learning.recorded import INDEX
 from fer_ros.perception.pipeline import FerPipeline
 from fer_ros.perception.preprocess import crop_window, face_window
 
@@ -54,7 +55,7 @@ class FaceRecorder:
         self.run = time.strftime('%Y%m%d-%H%M%S-') + f'{time.time_ns() // 1000 % 10**6:06d}'
         self.stats = RecordStats()
         self._last: dict[int, np.ndarray] = {}  # track id -> its last saved crop
-        self._index = (out / 'index.jsonl').open('a')
+        self._index = (out / INDEX).open('a')
 
     def add(self, frame: np.ndarray, index: int, stamp: float | None) -> None:
         """Process one BGR frame and save its faces; stamp in seconds, if known."""
