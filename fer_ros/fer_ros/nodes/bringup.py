@@ -24,6 +24,7 @@ from sensor_msgs.msg import Image
 from fer_ros.nodes.camera_node import CameraNode
 from fer_ros.nodes.environment import share_dir
 from fer_ros.nodes.fer_node import FerNode
+from fer_ros.nodes.messages import stamp_seconds
 from fer_ros.nodes.overrides import OVERRIDES, node_overrides
 from fer_ros.nodes.spin import prepare_process
 from fer_ros.perception.image_conversion import image_to_bgr8
@@ -37,7 +38,7 @@ def format_line(msg: FaceEmotionArray, index: int, fps: float) -> str:
             f'{name} {p:.2f}' for name, p in sorted(zip(msg.class_names, f.probabilities),
                                                      key=lambda t: -t[1])[1:3]) + ')'
         for f in msg.faces) or 'no face'
-    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    stamp = stamp_seconds(msg.header)
     return f'frame {index:4d} | {stamp:.3f} | {len(msg.faces)} face(s) | {faces} | {fps:5.1f} FPS'
 
 
