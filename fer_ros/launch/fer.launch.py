@@ -75,7 +75,7 @@ def generate_launch_description():
         DeclareLaunchArgument('image', default_value='image_raw',
                               description='image topic fer_node subscribes to'),
         DeclareLaunchArgument('namespace', default_value='',
-                              description='namespace of both nodes and their relative topics'),
+                              description='namespace of the nodes and their relative topics'),
         DeclareLaunchArgument('managed', default_value='false',
                               description='run fer_lifecycle_node and drive it to active'),
         DeclareLaunchArgument('record', default_value='false',
