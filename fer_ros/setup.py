@@ -36,6 +36,7 @@ setup(
             'fer_record = fer_ros.learning.record:main',
             'fer_label = fer_ros.learning.label:main',
             'fer_evaluate = fer_ros.learning.evaluate:main',
+            'fer_panel = fer_ros.learning.panel:main',
             'fer_export_onnx = fer_ros.learning.export:main',
         ],
     },

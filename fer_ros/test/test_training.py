@@ -438,3 +438,57 @@ def test_validation_classes_are_aligned_by_name(tmp_path):
     with pytest.raises(ValueError, match='contempt'):
         class_aligned(FaceDataset(val.images, val.targets, ('sad', 'contempt'), 'v'),
                        ('happy', 'sad'))
+
+
+def synthetic_posed(folder, people=6, seed=1):
+    """A posed-set folder as ../shared lays them out: 192 px colour crops of 'faces' (a class
+    blob, as synthetic_fer2013) with the detector box and keypoints in index.csv; every third
+    person is val, and one compound expression per person."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    rows = ['path,label,identity,split,face_x,face_y,face_w,face_h,keypoints']
+    for person in range(people):
+        split = 'val' if person % 3 == 2 else 'train'
+        for label in (*CLASSES, 'sadly_angry'):
+            face = rng.integers(0, 60, (48, 48)).astype(np.uint8)
+            y, x = divmod(CLASSES.index(label) if label in CLASSES else 5, 3)
+            face[4 + 14 * y:14 + 14 * y, 4 + 14 * x:14 + 14 * x] = 230
+            big = np.full((192, 192), 30, np.uint8)
+            big[41:151, 41:151] = cv2.resize(face, (110, 110), interpolation=cv2.INTER_NEAREST)
+            path = f'images/{label}/{person}_{label}.jpg'
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / path), cv2.cvtColor(big, cv2.COLOR_GRAY2BGR))
+            rows.append(f'{path},{label},P{person},{split},48.0,48.0,96.0,96.0,'
+                        '"78.0,80.0 114.0,80.0 96.0,100.0 96.0,120.0 56.0,88.0 136.0,88.0"')
+    (folder / 'index.csv').write_text('\n'.join(rows) + '\n')
+    return folder
+
+
+def test_posed_faces_are_mixed_in_and_the_worst_val_set_picks_the_epoch(tmp_path):
+    from fer_ros.learning.posed import load_posed
+    data = synthetic_fer2013(tmp_path / 'train.npz')
+    posed = synthetic_posed(tmp_path / 'posed')
+    teacher = Trainer(_config(data, epochs=1, max_batches=2), tmp_path / 't').fit(progress=False)
+    cfg = _config(data, epochs=4, val=f'{data}+{posed}', posed=str(posed), posed_repeat=3,
+                  compound=True, teacher=str(teacher), distill_weight=0.5, augment=False)
+    trainer = Trainer(cfg, tmp_path / 'run')
+    n = trainer.n_primary
+    own = load_posed(posed, 'train', compound=True)
+    assert len(trainer.train_set) == n + 3 * len(own) == 280 + 3 * 4 * 8
+    np.testing.assert_array_equal(trainer.train_set.images[n:n + len(own)], own.images)
+    # the teacher relabels the primary faces only; compounds stay split in two
+    fit = trainer.fit_targets.numpy()
+    assert not np.isin(fit[:n], (0, 0.5, 1)).all()
+    np.testing.assert_array_equal(fit[n:], np.tile(own.targets, (3, 1)))
+    assert sorted(np.unique(fit[n:])) == [0.0, 0.5, 1.0]
+    assert [len(v) for v in trainer.val_sets] == [280, 2 * 7]  # val people: basic only
+    best = trainer.fit(progress=False)
+    log = (tmp_path / 'run' / 'log.csv').read_text().splitlines()
+    worst = [float(r.split(',')[8]) for r in log[1:]]
+    assert trainer.best_acc == pytest.approx(max(worst), abs=1e-6) and max(worst) > 0.5
+    card = json.loads((tmp_path / 'run' / 'card.json').read_text())
+    assert [k.split('/')[-1] for k in card['validation_sets']] == ['train.npz', 'posed[val]']
+    assert 'research use only' in load_model(str(best)).spec.license
+    assert str(tmp_path) not in (tmp_path / 'run' / 'card.md').read_text()
+    # a resumed run reuses the cached teacher probabilities
+    assert (tmp_path / 'run' / 'teacher.npz').is_file()

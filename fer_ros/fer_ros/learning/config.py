@@ -8,7 +8,16 @@ from pathlib import Path
 @dataclass
 class TrainConfig:
     train: str
-    val: str = ''                    # empty: hold out val_fraction of train
+    val: str = field(default='', metadata={'help': "validation data, 'a+b' for several (a "
+                     "posed folder gives its val split; the best epoch is the one whose worst "
+                     'set scores highest); empty: hold out val_fraction of train'})
+    posed: str = field(default='', metadata={'help': "posed-face folders ('kdef+cfee', with "
+                       'index.csv) whose train split is mixed into the training data, cut as '
+                       'fer_node cuts faces'})
+    posed_repeat: int = field(default=5, metadata={'help': 'with posed: each posed face '
+                              'appears this many times per epoch'})
+    compound: bool = field(default=False, metadata={'help': "with posed: also train on CFEE's "
+                           'compound expressions as soft targets on their two components'})
     val_fraction: float = 0.1        # whole tracks of a fer_record folder, else random images
     name: str = 'fer_model'
     arch: str = 'fer_cnn'

@@ -15,7 +15,7 @@ from torch import nn
 from fer_ros.learning.augment import Augment
 from fer_ros.learning.card import write_before_after, write_card
 from fer_ros.learning.config import TrainConfig, data_name
-from fer_ros.learning.splits import aligned, train_val_splits
+from fer_ros.learning.splits import aligned, mixed, train_val_splits
 from fer_ros.learning.evaluate import (dataset_tensor, ensemble_probabilities, measure_latency,
                                        metrics, predict)
 from fer_ros.learning.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
@@ -28,7 +28,7 @@ from fer_ros.perception.preprocess import InputSpec
 
 STATE_FORMAT = 'fer_ros.train_state/1'
 LOG_FIELDS = ('epoch', 'step', 'lr', 'train_loss', 'train_acc', 'val_loss', 'val_acc',
-              'val_macro_f1', 'seconds')
+              'val_macro_f1', 'val_worst_acc', 'seconds')
 
 
 def _seed_everything(seed: int) -> None:
@@ -49,21 +49,29 @@ class Trainer:
         if self.device.type == 'cuda':
             torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
         _seed_everything(cfg.seed)
-        self.train_set, self.val_set = train_val_splits(cfg.train, cfg.val, cfg.val_fraction,
-                                                        cfg.seed)
-        if cfg.align_faces:
-            self.train_set, self.val_set = aligned(self.train_set), aligned(self.val_set)
+        self.train_set, self.val_sets = train_val_splits(cfg.train, cfg.val, cfg.val_fraction,
+                                                         cfg.seed)
+        if cfg.align_faces:  # faces with groups (tracks, people) are node crops already
+            self.train_set, *self.val_sets = [d if d.groups is not None else aligned(d)
+                                              for d in [self.train_set, *self.val_sets]]
+        self.n_primary = len(self.train_set)  # the faces a teacher labels; posed ones follow
+        if cfg.posed:
+            self.train_set = mixed(self.train_set, cfg.posed, cfg.posed_repeat, cfg.input_size,
+                                   cfg.compound)
+        self.val_set = self.val_sets[0]  # the card's main report
         names = self.train_set.class_names
         self.spec = ModelSpec(
             name=cfg.name, architecture=cfg.arch,
             input=InputSpec(cfg.input_size, 1, 0.5, 0.5, cfg.crop_margin),
             class_names=names, weights=f'trained by fer_train on {data_name(cfg.train)}'
+            + (f' and the posed faces of {data_name(cfg.posed)}' if cfg.posed else '')
             + (f', starting from {data_name(cfg.init)}' if cfg.init else '')
             + (f', distilled from {data_name(cfg.teacher)}' if cfg.teacher else ''),
-            license='see the training data licence', arch_kwargs=cfg.arch_kwargs)
+            license='research use only, no redistribution (the terms of the posed sets)'
+            if cfg.posed else 'see the training data licence', arch_kwargs=cfg.arch_kwargs)
         self.x_train = dataset_tensor(self.train_set, self.spec.input).to(self.device)
         self.t_train = torch.from_numpy(self.train_set.targets).to(self.device)
-        self.x_val = dataset_tensor(self.val_set, self.spec.input).to(self.device)
+        self.x_vals = [dataset_tensor(v, self.spec.input).to(self.device) for v in self.val_sets]
         self.model = ARCHITECTURES[cfg.arch](num_classes=len(names), in_channels=1,
                                              **cfg.arch_kwargs)
         self.model = self.model.to(self.device, memory_format=torch.channels_last)
@@ -111,14 +119,27 @@ class Trainer:
         return self.ema.module if self.ema else self.model
 
     def _distilled(self, targets: torch.Tensor) -> torch.Tensor:
-        """Mix the teacher's probabilities (flip TTA) into the targets, class by name; a class
-        the teacher lacks keeps only the label's share."""
+        """Mix the teacher's probabilities (flip TTA, cached in the output folder) into the
+        primary set's targets, class by name; a class the teacher lacks keeps only the label's
+        share."""
         if not 0 < self.cfg.distill_weight <= 1:
             raise ValueError(f'distill_weight must be in (0, 1], not {self.cfg.distill_weight}')
-        teacher = torch.from_numpy(ensemble_probabilities(
-            load_ensemble(self.cfg.teacher), self.train_set, tta_flip=True)).to(self.device)
+        cache = self.out / 'teacher.npz'  # a resumed run's teacher saw the same images
+        n, k = self.n_primary, len(self.train_set.class_names)
+        probs = None
+        if cache.is_file():
+            with np.load(cache) as saved:
+                if str(saved['teacher']) == self.cfg.teacher and saved['probs'].shape == (n, k):
+                    probs = saved['probs']
+        if probs is None:
+            probs = ensemble_probabilities(load_ensemble(self.cfg.teacher),
+                                           self.train_set.subset(slice(0, n)), tta_flip=True)
+            self.out.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, probs=probs, teacher=self.cfg.teacher)
         w = self.cfg.distill_weight
-        return (1 - w) * targets + w * teacher
+        targets = targets.clone()  # posed faces keep their labels: the teacher never saw them
+        targets[:n] = (1 - w) * targets[:n] + w * torch.from_numpy(probs).to(self.device)
+        return targets
 
     def _scheduler(self):
         cfg = self.cfg
@@ -226,8 +247,15 @@ class Trainer:
         return contextlib.nullcontext()
 
     def validate(self, tta_flip: bool = False) -> dict:
-        probs = predict(self.eval_model, self.x_val, tta_flip=tta_flip)
-        return metrics(probs, self.val_set.targets, self.val_set.class_names)
+        """The first validation set's report, with every set's accuracy (`sets`) and the worst
+        of them (`worst_accuracy`), which picks the best epoch."""
+        reports = [metrics(predict(self.eval_model, x, tta_flip=tta_flip), v.targets,
+                           v.class_names) for x, v in zip(self.x_vals, self.val_sets)]
+        report = reports[0]
+        report['sets'] = {data_name(v.source): r['accuracy']
+                          for v, r in zip(self.val_sets, reports)}
+        report['worst_accuracy'] = min(r['accuracy'] for r in reports)
+        return report
 
     def fit(self, progress: bool = True, epochs_this_run: int = 0) -> Path | None:
         """Train until cfg.epochs or early stopping; returns best.pt with its model card.
@@ -247,18 +275,21 @@ class Trainer:
             self.epoch += 1
             row = [self.epoch, self.step, self.optimizer.param_groups[0]['lr'], train_loss,
                    train_acc, report['cross_entropy'], report['accuracy'], report['macro_f1'],
-                   time.time() - start]
+                   report['worst_accuracy'], time.time() - start]
             with log_path.open('a', newline='') as f:
                 csv.writer(f).writerow([f'{v:.6g}' if isinstance(v, float) else v for v in row])
-            if report['accuracy'] > self.best_acc:
-                self.best_acc, self.stale = report['accuracy'], 0
+            if report['worst_accuracy'] > self.best_acc:
+                self.best_acc, self.stale = report['worst_accuracy'], 0
                 save_checkpoint(self.out / 'best.pt', self.eval_model, self.spec)
             else:
                 self.stale += 1
             self.save_state(self.out / 'last.pt')
+            sets = ''.join(f'{k} {v:.4f} | ' for k, v in report['sets'].items()) \
+                if len(self.val_sets) > 1 else ''
             print(f"epoch {self.epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
                   f"val loss {report['cross_entropy']:.4f} acc {report['accuracy']:.4f} "
-                  f"macro-F1 {report['macro_f1']:.4f} | best {self.best_acc:.4f}", flush=True)
+                  f"macro-F1 {report['macro_f1']:.4f} | {sets}best {self.best_acc:.4f}",
+                  flush=True)
         if self.epoch < self.cfg.epochs and self.stale < self.cfg.patience:
             return None
         return self.finish()
@@ -275,7 +306,7 @@ class Trainer:
                    for b in (1, 8)}
         recipe = {**asdict(self.cfg), 'train': data_name(self.cfg.train),
                   'val': data_name(self.cfg.val), 'init': data_name(self.cfg.init),
-                  'teacher': data_name(self.cfg.teacher)}
+                  'teacher': data_name(self.cfg.teacher), 'posed': data_name(self.cfg.posed)}
         measured = {'val_data': recipe['val'] or
                     f"{self.cfg.val_fraction:.0%} held out of {recipe['train']}",
                     'val_acc': report['accuracy'], 'val_macro_f1': report['macro_f1'],
@@ -290,7 +321,10 @@ class Trainer:
             'name': self.cfg.name, 'architecture': self.cfg.arch,
             'parameters': sum(p.numel() for p in model.parameters()),
             'input': asdict(self.spec.input), 'class_names': list(self.spec.class_names),
-            'train_data': recipe['train'], 'train_samples': len(self.train_set),
+            'validation_sets': report['sets'],
+            'train_data': recipe['train'] + (f" + {recipe['posed']} (train people, each face "
+                                             f'x{self.cfg.posed_repeat})' if self.cfg.posed else ''),
+            'train_samples': len(self.train_set),
             'recipe': recipe, 'epochs_run': self.epoch, 'metrics': measured,
             'validation': report}, report)
         if self.cfg.init:

@@ -1,0 +1,180 @@
+"""fer_panel: the validation panel models are chosen on, one command.
+
+Four sets, each a different kind of face: FER2013 PublicTest (web photos, hard labels), FER+
+valid (the same pixels, majority of 10 votes), and the val people of KDEF and CFEE (posed studio
+photos of people never trained on), the last two through the node's own chain: the detector
+finds the face in the photo, the node's window cuts it, the classifier reads it; a photo where
+no face is found counts as wrong. A model is ranked by its worst set (SELECTION_RULE).
+
+With --record the numbers go into each checkpoint's metrics and model card, where
+test_panel.py recomputes them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_ros.learning.data import FaceDataset, load_dataset
+from fer_ros.learning.evaluate import ensemble_probabilities, metrics
+from fer_ros.learning.posed import posed_rows
+from fer_ros.models import Ensemble, average_by_name, load_ensemble, record_metrics
+
+CROP_SETS = {'fer2013': 'fer2013/public_test.npz', 'ferplus': 'ferplus/valid.npz'}
+POSED_SETS = ('kdef', 'cfee')
+PANEL = (*CROP_SETS, *POSED_SETS)
+SELECTION_RULE = 'the highest worst-set accuracy over the four sets'
+PREFIX = 'panel_'
+
+
+@dataclass
+class PosedFaces:
+    """A posed val split as the node's detector saw it: per photo, the largest face found."""
+
+    name: str
+    images: list[np.ndarray]
+    labels: list[str]
+    faces: list[tuple | None]  # (box, keypoints) or None where no face was found
+
+
+def detect_posed(root: Path, name: str, detector) -> PosedFaces:
+    images, labels, faces = [], [], []
+    for row in posed_rows(root / name, 'val'):
+        image = cv2.imread(str(root / name / row['path']), cv2.IMREAD_COLOR)
+        found = detector.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        face = max(found, key=lambda f: f.width * f.height) if found else None
+        images.append(image)
+        labels.append(row['label'])
+        faces.append((face.box, face.keypoints) if face else None)
+    return PosedFaces(name, images, labels, faces)
+
+
+def posed_report(classifier, posed: PosedFaces, framing) -> dict:
+    """Metrics over every photo of the split (a photo without a face counts as wrong)."""
+    names = classifier.class_names
+    classes = names + tuple(sorted({c for c in posed.labels if c not in names}))
+    truth = [classes.index(c) for c in posed.labels]
+    probs = np.zeros((len(posed.images), len(classes)), np.float32)
+    for i, (image, face) in enumerate(zip(posed.images, posed.faces)):
+        if face is None:  # scored as the next class: wrong in accuracy, recall and confusion
+            probs[i, (truth[i] + 1) % len(classes)] = 1.0
+            continue
+        p = classifier.predict(image, [face[0]], [face[1]], framing)
+        probs[i] = average_by_name([p], [names], classes)[0]
+    report = metrics(probs, np.eye(len(classes), dtype=np.float32)[truth], classes)
+    report['no_face'] = sum(f is None for f in posed.faces)
+    return report
+
+
+def crop_report(model: Ensemble, data: FaceDataset, tta_flip: bool, backend: str) -> dict:
+    probs = ensemble_probabilities(model, data, tta_flip, backend)
+    return metrics(probs, data.targets, data.class_names)
+
+
+def run_panel(models: list[str], root: Path, tta_flip: bool = False,
+              backend: str = 'torch') -> dict[str, dict[str, dict]]:
+    """{model: {set: report}} over the panel; detection runs once per photo for all models."""
+    from fer_ros.perception.classifier import ExpressionClassifier
+    from fer_ros.perception.detection import FaceDetector
+
+    crops = {name: load_dataset(root / path) for name, path in CROP_SETS.items()}
+    with FaceDetector('full_range', 0.3) as detector:
+        posed = [detect_posed(root, name, detector) for name in POSED_SETS]
+        framing = detector.framing
+    results = {}
+    for name in models:
+        classifier = ExpressionClassifier(name, 'cpu', tta_flip, backend)
+        reports = {s: crop_report(classifier.model, d, tta_flip, backend)
+                   for s, d in crops.items()}
+        reports.update({p.name: posed_report(classifier, p, framing) for p in posed})
+        results[name] = reports
+    return results
+
+
+def panel_metrics(reports: dict[str, dict], suffix: str = '') -> dict[str, float]:
+    """The numbers a card records: per set accuracy, macro-F1 and per-class recall, and the
+    worst set's accuracy."""
+    out = {}
+    for set_name, r in reports.items():
+        key = f'{PREFIX}{set_name}{suffix}'
+        out[f'{key}_acc'] = round(r['accuracy'], 4)
+        out[f'{key}_macro_f1'] = round(r['macro_f1'], 4)
+        for cls, recall in r['per_class_recall'].items():
+            out[f'{key}_recall_{cls}'] = round(recall, 4)
+    out[f'{PREFIX}worst{suffix}_acc'] = min(out[f'{PREFIX}{s}{suffix}_acc'] for s in reports)
+    return out
+
+
+def panel_markdown(name: str, reports: dict[str, dict]) -> str:
+    classes = sorted({c for r in reports.values() for c in r['per_class_recall']})
+    lines = [f'| set ({name}) | accuracy | macro-F1 | ' + ' | '.join(classes) + ' |',
+             '|---|---|---|' + '---|' * len(classes)]
+    for set_name, r in reports.items():
+        recall = [f"{r['per_class_recall'][c]:.2f}" if c in r['per_class_recall'] else '–'
+                  for c in classes]
+        lines.append(f"| {set_name} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
+                     + ' | '.join(recall) + ' |')
+    worst = min(r['accuracy'] for r in reports.values())
+    lines.append(f'| **worst** | **{worst:.4f}** | | ' + ' | '.join([''] * len(classes)) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+PANEL_HEADING = '## Validation panel'
+
+
+def update_card_panel(card: Path, table: str) -> None:
+    """Put the panel table into a model card, before its recorded-metrics section."""
+    from fer_ros.learning.evaluate import RECORDED_HEADING
+    text = card.read_text()
+    head, sep, tail = text.partition(f'\n{RECORDED_HEADING}\n')
+    head = head.split(f'\n{PANEL_HEADING}\n')[0].rstrip('\n')
+    section = (f'\n\n{PANEL_HEADING}\n\n`fer_panel` (KDEF and CFEE: val people, through the '
+               f"node's detector and crop; a photo without a face counts as wrong); models are "
+               f'ranked by {SELECTION_RULE}.\n\n{table}')
+    card.write_text(head + section + (f'{sep}{tail}' if sep else ''))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('models', nargs='+', help='registry names, checkpoints or ensembles')
+    parser.add_argument('--data', type=Path, default=Path('../shared/data'),
+                        help='folder holding fer2013/, ferplus/, kdef/ and cfee/')
+    parser.add_argument('--tta-flip', action='store_true')
+    parser.add_argument('--backend', default='torch',
+                        choices=('torch', 'onnxruntime', 'onnxruntime_int8'))
+    parser.add_argument('--record', action='store_true',
+                        help='store the numbers in each checkpoint and its model card')
+    parser.add_argument('--json', type=Path, help='write all reports here')
+    args = parser.parse_args(argv)
+    missing = [p for p in (*CROP_SETS.values(), *POSED_SETS) if not (args.data / p).exists()]
+    if missing:
+        parser.error(f"{args.data}: missing {', '.join(missing)}")
+    results = run_panel(args.models, args.data, args.tta_flip, args.backend)
+    suffix = ('_flip' if args.tta_flip else '') + (
+        '' if args.backend == 'torch' else f'_{args.backend}')
+    for name, reports in results.items():
+        print(panel_markdown(name, reports))
+        numbers = panel_metrics(reports, suffix)
+        if args.record:
+            path = Path(name) if Path(name).is_file() else load_ensemble(name).members[0].path
+            if len(load_ensemble(name).members) != 1 or path is None:
+                parser.error(f'--record: {name} is no single checkpoint')
+            record_metrics(path, numbers)
+            card = path.with_suffix('.md')
+            if card.is_file() and not suffix:
+                update_card_panel(card, panel_markdown(name, reports))
+    ranked = sorted(results, key=lambda n: -min(r['accuracy'] for r in results[n].values()))
+    print(f'ranked by {SELECTION_RULE}: ' + ', '.join(
+        f"{n} ({min(r['accuracy'] for r in results[n].values()):.4f})" for n in ranked))
+    if args.json:
+        args.json.write_text(json.dumps({n: {s: {k: v for k, v in r.items()}
+                                             for s, r in rs.items()}
+                                         for n, rs in results.items()}, indent=1))
+
+
+if __name__ == '__main__':
+    main()
