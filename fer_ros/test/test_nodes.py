@@ -456,7 +456,7 @@ def test_backend_parameter_switches_to_onnx_runtime(graph, ros_context, astronau
     msg = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='cam'))
     face = publish_until_emotions(executor, pub, msg, rec).faces[0]
     assert face.label == 'happy' and face.label_probability > 0.6
-    for name, value, reason in (('backend', 'tensorrt', 'use one of torch'),
+    for name, value, reason in (('backend', 'tensorrt', 'use one of auto, torch'),
                                 ('model', 'mini_xception_fer2013', 'use backend torch'),
                                 ('device', 'cuda', 'cpu')):
         result = node.set_parameters([Parameter(name, value=value)])[0]
@@ -466,3 +466,8 @@ def test_backend_parameter_switches_to_onnx_runtime(graph, ros_context, astronau
     assert node.set_parameters([Parameter('backend', value='onnxruntime')])[0].successful
     assert node.pipeline.classifier.backend == 'onnxruntime'
     assert {kv.key: kv.value for kv in node.diagnostics().values}['backend'] == 'onnxruntime'
+    # auto, the default: the verified int8 graph on the CPU; torch for a model without one
+    assert node.set_parameters([Parameter('backend', value='auto')])[0].successful
+    assert node.pipeline.classifier.backend == 'onnxruntime_int8'
+    assert node.set_parameters([Parameter('model', value='mini_xception_fer2013')])[0].successful
+    assert {kv.key: kv.value for kv in node.diagnostics().values}['backend'] == 'torch'

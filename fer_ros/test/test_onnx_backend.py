@@ -70,3 +70,23 @@ def test_missing_stale_or_foreign_onnx_files_are_refused(tmp_path):
         ExpressionClassifier(DEFAULT_MODEL, backend='tensorrt')
     with pytest.raises(DeviceError):
         ExpressionClassifier(DEFAULT_MODEL, 'cuda', backend='onnxruntime')
+
+
+def test_auto_runs_int8_on_the_cpu_only_where_the_card_verifies_it(astronaut_bgr):
+    from dataclasses import replace
+
+    from fer_ros.models.onnx_backend import PANEL_SETS, int8_verified
+    spec = load_model(DEFAULT_MODEL).spec
+    assert int8_verified(spec)  # the default ships int8 within 0.5 point on every panel set
+    clf = ExpressionClassifier(DEFAULT_MODEL, 'auto', backend='auto')
+    assert clf.backend == 'onnxruntime_int8' and str(clf.device) == 'cpu'
+    np.testing.assert_allclose(clf.predict(astronaut_bgr, FACES),
+                               ExpressionClassifier(DEFAULT_MODEL).predict(astronaut_bgr, FACES),
+                               atol=0.05)
+    one_set_worse = {**spec.metrics, f'panel_{PANEL_SETS[-1]}_onnxruntime_int8_acc':
+                     spec.metrics[f'panel_{PANEL_SETS[-1]}_acc'] - 0.006}
+    assert not int8_verified(replace(spec, metrics=one_set_worse))
+    unmeasured = {k: v for k, v in spec.metrics.items() if 'onnxruntime_int8' not in k}
+    assert not int8_verified(replace(spec, metrics=unmeasured))
+    # models without a verified int8 graph (no ONNX at all here) run on torch
+    assert ExpressionClassifier('mini_xception_fer2013', 'cpu', backend='auto').backend == 'torch'

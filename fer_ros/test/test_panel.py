@@ -2,37 +2,45 @@
 recorded panel numbers are recomputed from ../shared and must match within 0.1 point."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import DATA
 
 from fer_ros.learning.panel import PANEL, PREFIX, panel_metrics, run_panel
 from fer_ros.learning.posed import COMPOUNDS, load_posed, node_crop, posed_rows
-from fer_ros.models import DEFAULT_MODEL, get_spec, list_models
+from fer_ros.models import DEFAULT_MODEL, list_ensembles, list_models
 
 needs_data = pytest.mark.skipif(not all((DATA / s).is_dir() for s in PANEL),
                                 reason='../shared/data (FER2013, FER+, KDEF, CFEE) not present')
 
 
-def _recorded(name: str) -> dict[str, float]:
-    return {k: v for k, v in get_spec(name).metrics.items()
-            if k.startswith(PREFIX) and '_flip' not in k and '_onnx' not in k}
+SHIPPED = {s.name: s.metrics for s in [*list_models(), *list_ensembles()]}
 
 
-def test_the_default_and_every_posed_model_carries_panel_numbers():
-    assert f'{PREFIX}worst_acc' in _recorded(DEFAULT_MODEL)
-    for spec in list_models():
-        if 'posed faces' in spec.weights:
-            assert f'{PREFIX}worst_acc' in _recorded(spec.name), spec.name
+def _recorded(name: str, backend: str = 'torch') -> dict[str, float]:
+    """The panel numbers a model's card (an ensemble's registration) records for a backend."""
+    suffix = '' if backend == 'torch' else f'_{backend}'
+    return {k: v for k, v in SHIPPED[name].items() if k.startswith(PREFIX)
+            and '_flip' not in k and ('_onnx' not in k if not suffix else suffix in k)}
+
+
+def test_every_shipped_model_carries_panel_numbers():
+    for name in SHIPPED:
+        assert f'{PREFIX}worst_acc' in _recorded(name), f'{name}: run fer_panel --record'
+    assert f'{PREFIX}worst_onnxruntime_int8_acc' in _recorded(DEFAULT_MODEL, 'onnxruntime_int8')
 
 
 @needs_data
-def test_recorded_panel_numbers_match_the_data():
-    names = [s.name for s in list_models() if _recorded(s.name)]
-    results = run_panel(names, DATA)
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime_int8'])
+def test_recorded_panel_numbers_match_the_data(backend):
+    names = [name for name in SHIPPED if _recorded(name, backend)]
+    assert names
+    results = run_panel(names, DATA, backend=backend)
     for name in names:
-        recomputed = panel_metrics(results[name])
-        for key, value in _recorded(name).items():
+        recomputed = panel_metrics(results[name], '' if backend == 'torch' else f'_{backend}')
+        for key, value in _recorded(name, backend).items():
             assert key in recomputed, (name, key)
             assert abs(recomputed[key] - value) <= 0.001, (name, key, value, recomputed[key])
 
@@ -42,7 +50,7 @@ def test_posed_crops_are_the_node_cut_of_each_face():
     data = load_posed(DATA / 'cfee', 'val')
     rows = posed_rows(DATA / 'cfee', 'val')
     assert len(data) == len(rows) and data.images.shape[1:] == (48, 48)
-    assert len(set(data.groups)) == 46  # val people, by identity
+    assert set(data.groups) == {f"cfee/{r['identity']}" for r in rows}  # grouped by person
     import cv2
     first = cv2.imread(str(DATA / 'cfee' / rows[0]['path']))
     np.testing.assert_array_equal(data.images[0], node_crop(first, rows[0], 48))
@@ -62,3 +70,11 @@ def test_compound_expressions_split_their_mass_between_two_classes():
         else:
             assert target.max() == 1.0
     assert {r['label'] for r in rows} & {'appalled', 'hatred', 'awed'} == set()
+
+
+def test_the_readme_model_table_is_the_generated_one():
+    from fer_ros.learning.model_table import with_table
+    readme = Path(__file__).resolve().parents[2] / 'README.md'
+    text = readme.read_text()
+    assert with_table(text) == text, \
+        'README model table is stale: python -m fer_ros.learning.model_table --write README.md'

@@ -95,6 +95,32 @@ def run_panel(models: list[str], root: Path, tta_flip: bool = False,
     return results
 
 
+def latency_metrics(model: Ensemble) -> dict[str, float]:
+    """CPU ms per face at batch 1 and 8 on one thread, torch and (where it exists) int8 ONNX."""
+    import torch
+
+    from fer_ros.learning.evaluate import lowest_median_ms, measure_latency
+    from fer_ros.models import ModelError
+    from fer_ros.models.onnx_backend import load_onnx
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {f'cpu_ms_per_face_b{b}': round(sum(measure_latency(m.module, m.spec.input, b)
+                                                  for m in model.members), 3) for b in (1, 8)}
+    finally:
+        torch.set_num_threads(threads)
+    try:
+        graphs = [(load_onnx(m, int8=True), m.spec.input) for m in model.members]
+    except ModelError:
+        return out
+    for b in (1, 8):
+        out[f'cpu_ms_per_face_b{b}_onnxruntime_int8'] = round(sum(lowest_median_ms(
+            lambda g=g, x=np.zeros((b, i.channels, i.size, i.size), np.float32): g(x)) / b
+            for g, i in graphs), 3)
+    return out
+
+
 def panel_metrics(reports: dict[str, dict], suffix: str = '') -> dict[str, float]:
     """The numbers a card records: per set accuracy, macro-F1 and per-class recall, and the
     worst set's accuracy."""
@@ -126,16 +152,21 @@ def panel_markdown(name: str, reports: dict[str, dict]) -> str:
 PANEL_HEADING = '## Validation panel'
 
 
-def update_card_panel(card: Path, table: str) -> None:
-    """Put the panel table into a model card, before its recorded-metrics section."""
+def update_card_panel(card: Path, table: str, backend: str = 'torch') -> None:
+    """Put (or replace) the panel table of a backend into a model card, before its
+    recorded-metrics section."""
     from fer_ros.learning.evaluate import RECORDED_HEADING
+    heading = PANEL_HEADING + ('' if backend == 'torch' else f' ({backend})')
     text = card.read_text()
     head, sep, tail = text.partition(f'\n{RECORDED_HEADING}\n')
-    head = head.split(f'\n{PANEL_HEADING}\n')[0].rstrip('\n')
-    section = (f'\n\n{PANEL_HEADING}\n\n`fer_panel` (KDEF and CFEE: val people, through the '
-               f"node's detector and crop; a photo without a face counts as wrong); models are "
-               f'ranked by {SELECTION_RULE}.\n\n{table}')
-    card.write_text(head + section + (f'{sep}{tail}' if sep else ''))
+    sections = head.rstrip('\n').split('\n## ')
+    kept = [x.rstrip('\n') for x in sections[:1] + [
+        x for x in sections[1:] if not x.startswith(heading[3:] + '\n')]]
+    section = (f'{heading}\n\n`fer_panel{"" if backend == "torch" else " --backend " + backend}`'
+               " (KDEF and CFEE: val people, through the node's detector and crop; a photo "
+               f'without a face counts as wrong); models are ranked by {SELECTION_RULE}.'
+               f'\n\n{table}')
+    card.write_text('\n\n## '.join(kept) + '\n\n' + section + (f'{sep}{tail}' if sep else ''))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -148,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
                         choices=('torch', 'onnxruntime', 'onnxruntime_int8'))
     parser.add_argument('--record', action='store_true',
                         help='store the numbers in each checkpoint and its model card')
+    parser.add_argument('--latency', action='store_true',
+                        help='also measure CPU ms per face (one thread; torch and int8 ONNX)')
     parser.add_argument('--json', type=Path, help='write all reports here')
     args = parser.parse_args(argv)
     missing = [p for p in (*CROP_SETS.values(), *POSED_SETS) if not (args.data / p).exists()]
@@ -159,14 +192,17 @@ def main(argv: list[str] | None = None) -> None:
     for name, reports in results.items():
         print(panel_markdown(name, reports))
         numbers = panel_metrics(reports, suffix)
+        if args.latency:
+            numbers.update(latency_metrics(load_ensemble(name)))
+            print(', '.join(f'{k} {v}' for k, v in numbers.items() if k.startswith('cpu_')))
         if args.record:
             path = Path(name) if Path(name).is_file() else load_ensemble(name).members[0].path
             if len(load_ensemble(name).members) != 1 or path is None:
                 parser.error(f'--record: {name} is no single checkpoint')
             record_metrics(path, numbers)
             card = path.with_suffix('.md')
-            if card.is_file() and not suffix:
-                update_card_panel(card, panel_markdown(name, reports))
+            if card.is_file() and not args.tta_flip:
+                update_card_panel(card, panel_markdown(name, reports), args.backend)
     ranked = sorted(results, key=lambda n: -min(r['accuracy'] for r in results[n].values()))
     print(f'ranked by {SELECTION_RULE}: ' + ', '.join(
         f"{n} ({min(r['accuracy'] for r in results[n].values()):.4f})" for n in ranked))

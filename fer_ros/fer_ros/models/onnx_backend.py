@@ -15,8 +15,18 @@ from fer_ros.perception.untrusted import read_regular_file
 
 from .registry import LoadedModel, ModelError, ModelSpec
 
-BACKENDS = ('torch', 'onnxruntime', 'onnxruntime_int8')
+BACKENDS = ('auto', 'torch', 'onnxruntime', 'onnxruntime_int8')
 MAX_ONNX_BYTES = 256 << 20
+PANEL_SETS = ('fer2013', 'ferplus', 'kdef', 'cfee')  # learning/panel.py's sets
+INT8_TOLERANCE = 0.005  # the most int8 may lose against float on any panel set
+
+
+def int8_verified(spec: ModelSpec) -> bool:
+    """Whether the model's card shows its int8 graph within INT8_TOLERANCE of the torch model
+    on every panel set (fer_panel --record, with and without --backend onnxruntime_int8)."""
+    m = spec.metrics
+    keys = [(f'panel_{s}_acc', f'panel_{s}_onnxruntime_int8_acc') for s in PANEL_SETS]
+    return all(f in m and q in m and m[f] - m[q] <= INT8_TOLERANCE for f, q in keys)
 
 
 def check_backend(name: str) -> str | None:

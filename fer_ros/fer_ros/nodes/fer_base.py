@@ -124,7 +124,8 @@ class FerNodeBase(Node):
             self.get_logger().info(
                 f'model {printable(self.model)} '
                 f"({', '.join(self.pipeline.classifier.class_names)}) on "
-                f'{self.pipeline.classifier.device} with {self.backend}, detector '
+                f'{self.pipeline.classifier.device} with {self.pipeline.classifier.backend}, '
+                f'detector '
                 f'{printable(self.detector_model)}; {where}')
 
     def stop_input(self) -> None:
@@ -184,7 +185,7 @@ class FerNodeBase(Node):
                     old.detector.close()
             self.get_logger().info(
                 f'now using model {printable(self.model)} on {pipeline.classifier.device} '
-                f'with {self.backend}')
+                f'with {pipeline.classifier.backend}')
         for name in NOW:
             if name in new:
                 setattr(self, name, new[name])
@@ -202,7 +203,8 @@ class FerNodeBase(Node):
         input_hz, loss = self.input.window(time.monotonic())
         device = str(self.pipeline.classifier.device) if self.pipeline else self.device
         worker = self._worker
-        values = {'model': printable(self.model), 'device': device, 'backend': self.backend,
+        backend = self.pipeline.classifier.backend if self.pipeline else self.backend
+        values = {'model': printable(self.model), 'device': device, 'backend': backend,
                   'frames received': self.input.received,
                   'frames lost before arrival': self.input.lost,
                   'loss counted from': ('publisher sequence numbers' if self.input.counted_exactly

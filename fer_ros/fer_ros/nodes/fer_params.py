@@ -30,9 +30,10 @@ FER_PARAMETERS = (
              "or an ensemble of them written 'model_a+model_b'", applies='pipeline'),
     FerParam('device', 'auto', 'Compute device: auto (GPU if present), cpu, cuda or cuda:N',
              validate=check_device_name, applies='pipeline'),
-    FerParam('backend', 'torch', 'Expression model runtime: torch (any device), onnxruntime or '
-             'onnxruntime_int8 (CPU; the ONNX files fer_export_onnx writes beside each '
-             'checkpoint)', validate=check_backend, applies='pipeline'),
+    FerParam('backend', 'auto', 'Expression model runtime: auto (int8 ONNX on the CPU where the '
+             "model's card shows it as accurate as float, else torch), torch (any device), "
+             'onnxruntime or onnxruntime_int8 (CPU; the ONNX files fer_export_onnx writes '
+             'beside each checkpoint)', validate=check_backend, applies='pipeline'),
     FerParam('detector_model', 'full_range', 'MediaPipe face detector: full_range (far and '
              'group shots), short_range (faster, within ~2 m) or a .tflite path',
              applies='pipeline'),

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from fer_ros.models import DEFAULT_MODEL, Ensemble, ModelError, load_ensemble
-from fer_ros.models.onnx_backend import check_backend, load_onnx, onnx_probabilities
+from fer_ros.models.onnx_backend import (check_backend, int8_verified, load_onnx,
+                                         onnx_probabilities)
 from fer_ros.perception.preprocess import Framing, face_batch
 from fer_ros.perception.untrusted import quoted
 
@@ -64,14 +65,20 @@ class ExpressionClassifier:
     model is a registry name, a checkpoint path, or an ensemble (see load_ensemble);
     tta_flip also classifies each mirrored face (about twice the time, a little more accurate);
     backend runs the models with PyTorch (any device) or ONNX Runtime on the CPU, float32 or
-    int8 (files fer_export_onnx writes beside each checkpoint); align rolls each face so its
-    eyes are level, where predict is given the detector's keypoints.
+    int8 (files fer_export_onnx writes beside each checkpoint); auto is int8 on the CPU for
+    models whose card shows int8 as accurate as float on every panel set, else torch
+    (`backend` says which ran). align rolls each face so its eyes are level, where predict is
+    given the detector's keypoints.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = 'cpu', tta_flip: bool = False,
                  backend: str = 'torch', align: bool = True):
         if reason := check_backend(backend):
             raise ModelError(f'unknown backend {quoted(backend)}; {reason}')
+        self.model: Ensemble = load_ensemble(model)
+        self.onnx = self._verified_int8(device) if backend == 'auto' else []
+        if backend == 'auto':
+            backend = 'onnxruntime_int8' if self.onnx else 'torch'
         if backend == 'torch':
             self.device, self.device_warning = resolve_device(device)
         elif device in ('auto', 'cpu'):
@@ -80,14 +87,25 @@ class ExpressionClassifier:
             resolve_device(device)  # an unknown name is reported as such
             raise DeviceError(f'backend {backend} runs on the CPU: use device cpu or auto, '
                               'or backend torch on the GPU')
-        self.model: Ensemble = load_ensemble(model)
         self.backend = backend
-        self.onnx = [load_onnx(m, int8=backend == 'onnxruntime_int8')
-                     for m in self.model.members] if backend != 'torch' else []
+        if backend != 'torch' and not self.onnx:
+            self.onnx = [load_onnx(m, int8=backend == 'onnxruntime_int8')
+                         for m in self.model.members]
         for member in self.model.members:
             # channels-last runs these small convnets ~2x faster on CPU (oneDNN) and GPU.
             member.module = member.module.to(self.device, memory_format=torch.channels_last)
         self.tta_flip, self.align = tta_flip, align
+
+    def _verified_int8(self, device: str) -> list:
+        """backend auto: the members' int8 graphs where the device is the CPU and each one is
+        verified (int8_verified) and loads; else none, and torch runs."""
+        if resolve_device(device)[0].type != 'cpu' or not all(
+                int8_verified(m.spec) for m in self.model.members):
+            return []
+        try:
+            return [load_onnx(m, int8=True) for m in self.model.members]
+        except (ModelError, ImportError):
+            return []
 
     @property
     def class_names(self) -> tuple[str, ...]:
