@@ -78,3 +78,16 @@ def test_the_readme_model_table_is_the_generated_one():
     text = readme.read_text()
     assert with_table(text) == text, \
         'README model table is stale: python -m fer_ros.learning.model_table --write README.md'
+
+
+def test_models_are_ranked_by_the_worst_set_with_near_ties_broken_by_the_mean():
+    from fer_ros.learning.panel import rank
+    scores = {  # the cases met: one posed set trained on, both, neither
+        'kdef_only': {'fer2013': 0.680, 'ferplus': 0.682, 'kdef': 0.884, 'cfee': 0.791},
+        'both': {'fer2013': 0.675, 'ferplus': 0.692, 'kdef': 0.882, 'cfee': 0.869},
+        'fer2013_only': {'fer2013': 0.690, 'ferplus': 0.692, 'kdef': 0.606, 'cfee': 0.693},
+        'weak': {'fer2013': 0.652, 'ferplus': 0.645, 'kdef': 0.551, 'cfee': 0.600},
+    }
+    assert rank(scores) == ['both', 'kdef_only', 'fer2013_only', 'weak']
+    scores['both']['fer2013'] = 0.669  # over a point below the best worst set: out of the tie
+    assert rank(scores) == ['kdef_only', 'both', 'fer2013_only', 'weak']

@@ -192,7 +192,7 @@ def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
         forward.append(f'classify (crop, preprocess, forward), {batch} face(s): '
                        f'{np.median(times):.2f} ms ({np.median(times) / batch:.2f} ms per face)')
 
-    print(f'fer_node on {clf.device}, model {model}, tta_flip {tta_flip}, '
+    print(f'fer_node on {clf.device} with {clf.backend}, model {model}, tta_flip {tta_flip}, '
           f'cpu_threads {node.cpu_threads}, {frames} frames per image')
     print('per stage, median / p95 in ms')
     print(f"{'input':28s} faces " + ' '.join(f'{s:>15s}' for s in STAGES) +

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from fer_ros.learning.data import FaceDataset, load_dataset
-from fer_ros.models import Ensemble, load_ensemble, record_metrics
+from fer_ros.models import Ensemble, LoadedModel, load_ensemble, record_metrics
 from fer_ros.models.onnx_backend import BACKENDS, load_onnx, onnx_probabilities
 from fer_ros.perception.classifier import probabilities
 from fer_ros.perception.preprocess import InputSpec, normalize, resize_to_input
@@ -66,21 +66,23 @@ def metrics(probs: np.ndarray, targets: np.ndarray, class_names: tuple[str, ...]
     }
 
 
+def member_probabilities(member: LoadedModel, dataset: FaceDataset, tta_flip: bool = False,
+                         backend: str = 'torch') -> np.ndarray:
+    """(N, member classes) probabilities of one model for every image, by `backend`."""
+    x = dataset_tensor(dataset, member.spec.input)
+    if backend == 'torch':
+        return predict(member.module, x, tta_flip=tta_flip)
+    onnx, x = load_onnx(member, backend == 'onnxruntime_int8'), x.numpy()
+    return np.concatenate([onnx_probabilities(onnx, x[i:i + 256], tta_flip)
+                           for i in range(0, len(x), 256)])
+
+
 def ensemble_probabilities(model: Ensemble, dataset: FaceDataset, tta_flip: bool = False,
                            backend: str = 'torch') -> np.ndarray:
     """(N, K) probabilities for every image, in the dataset's class order, computed by the
     backend fer_node would use."""
-    if backend == 'torch':
-        return model.combine([predict(m.module, dataset_tensor(dataset, m.spec.input),
-                                      tta_flip=tta_flip) for m in model.members],
-                             dataset.class_names)
-    member_probs = []
-    for member in model.members:
-        onnx, x = load_onnx(member, backend == 'onnxruntime_int8'), dataset_tensor(
-            dataset, member.spec.input).numpy()
-        member_probs.append(np.concatenate([onnx_probabilities(onnx, x[i:i + 256], tta_flip)
-                                            for i in range(0, len(x), 256)]))
-    return model.combine(member_probs, dataset.class_names)
+    return model.combine([member_probabilities(m, dataset, tta_flip, backend)
+                          for m in model.members], dataset.class_names)
 
 
 def evaluate(model: Ensemble, dataset: FaceDataset, tta_flip: bool = False,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fer_ros.learning.panel import rank
 from fer_ros.models import DEFAULT_MODEL, list_ensembles, list_models
 
 WEIGHTS = Path(__file__).resolve().parents[1] / 'weights'
@@ -31,22 +32,25 @@ def _ms(metrics: dict) -> str:
 
 
 def model_table() -> str:
-    """One row per registered model and ensemble, ranked by the worst panel set."""
-    rows = []
+    """One row per registered model and ensemble, ranked as fer_panel ranks them (models
+    without panel numbers last)."""
+    rows = {}
     for name, metrics, what in (
             [(s.name, s.metrics, f'{s.architecture}, {len(s.class_names)} classes')
              for s in list_models()]
             + [(e.name, e.metrics, f'ensemble of {len(e.members)}') for e in list_ensembles()]):
-        worst = metrics.get('panel_worst_acc', -1.0)
         card = f' ([card]({CARDS}/{name}.md))' if (WEIGHTS / f'{name}.md').is_file() else ''
         cells = [f'`{name}`' + (' (default)' if name == DEFAULT_MODEL else '') + card, what]
         cells += [_pct(metrics, f'panel_{key}_acc') for key, _ in SETS]
         cells += [f"**{_pct(metrics, 'panel_worst_acc')}**", _ms(metrics)]
-        rows.append((-worst, name, '| ' + ' | '.join(cells) + ' |'))
+        rows[name] = (metrics, '| ' + ' | '.join(cells) + ' |')
     head = ('| model | kind | ' + ' | '.join(label for _, label in SETS)
             + ' | worst set | CPU ms/face (torch / int8, batch 1) |\n'
             + '|---' * (len(SETS) + 4) + '|\n')
-    return head + '\n'.join(row for *_, row in sorted(rows)) + '\n'
+    scores = {n: {key: m[f'panel_{key}_acc'] for key, _ in SETS} for n, (m, _) in rows.items()
+              if all(f'panel_{key}_acc' in m for key, _ in SETS)}
+    order = rank(scores) + sorted(n for n in rows if n not in scores)
+    return head + '\n'.join(rows[n][1] for n in order) + '\n'
 
 
 def with_table(text: str) -> str:

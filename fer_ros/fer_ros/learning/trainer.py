@@ -322,8 +322,9 @@ class Trainer:
             'parameters': sum(p.numel() for p in model.parameters()),
             'input': asdict(self.spec.input), 'class_names': list(self.spec.class_names),
             'validation_sets': report['sets'],
-            'train_data': recipe['train'] + (f" + {recipe['posed']} (train people, each face "
-                                             f'x{self.cfg.posed_repeat})' if self.cfg.posed else ''),
+            'train_data': recipe['train'] + (
+                f" + {recipe['posed']} (train people, each face x{self.cfg.posed_repeat})"
+                if self.cfg.posed else ''),
             'train_samples': len(self.train_set),
             'recipe': recipe, 'epochs_run': self.epoch, 'metrics': measured,
             'validation': report}, report)
