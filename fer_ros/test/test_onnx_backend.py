@@ -90,3 +90,10 @@ def test_auto_runs_int8_on_the_cpu_only_where_the_card_verifies_it(astronaut_bgr
     assert not int8_verified(replace(spec, metrics=unmeasured))
     # models without a verified int8 graph (no ONNX at all here) run on torch
     assert ExpressionClassifier('mini_xception_fer2013', 'cpu', backend='auto').backend == 'torch'
+
+
+def test_fer_evaluate_takes_runtimes_not_auto():
+    """fer_evaluate measures one runtime; auto is the node's choice among them."""
+    from fer_ros.learning.evaluate import main as evaluate_main
+    with pytest.raises(SystemExit):
+        evaluate_main([DEFAULT_MODEL, 'x.npz', '--backend', 'auto'])

@@ -133,13 +133,13 @@ def backend_cost(model: str, repeats: int = 200) -> None:
     """Forward pass alone per backend, one thread, as make bench's TFLite reference is timed."""
     from fer_ros.learning.evaluate import lowest_median_ms
     from fer_ros.models import ModelError
-    from fer_ros.models.onnx_backend import BACKENDS
+    from fer_ros.models.onnx_backend import RUNTIMES
     from fer_ros.perception.classifier import ExpressionClassifier
 
     torch.set_num_threads(1)
     print(f'classifier forward of {model}, one thread, ms per face (lowest of 3 medians)')
     print(f"{'backend':28s} {'batch 1':>8s} {'batch 8':>8s} {'extra face':>10s}")
-    for backend in BACKENDS:
+    for backend in RUNTIMES:
         try:
             clf = ExpressionClassifier(model, 'cpu', backend=backend)
         except ModelError as exc:

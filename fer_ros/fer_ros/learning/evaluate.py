@@ -15,7 +15,7 @@ from torch import nn
 
 from fer_ros.learning.data import FaceDataset, load_dataset
 from fer_ros.models import Ensemble, LoadedModel, load_ensemble, record_metrics
-from fer_ros.models.onnx_backend import BACKENDS, load_onnx, onnx_probabilities
+from fer_ros.models.onnx_backend import RUNTIMES, load_onnx, onnx_probabilities
 from fer_ros.perception.classifier import probabilities
 from fer_ros.perception.preprocess import InputSpec, normalize, resize_to_input
 
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="measure how --detector frames the split's faces (the crop "
                              'geometry fer_node applies for it); the model is not used')
     parser.add_argument('--tta-flip', action='store_true', help='average with the mirrored face')
-    parser.add_argument('--backend', choices=BACKENDS, default='torch',
+    parser.add_argument('--backend', choices=RUNTIMES, default='torch',
                         help="runtime of the model, as fer_node's backend parameter")
     parser.add_argument('--out', type=Path, help='folder for report.json, report.md, confusion.png')
     parser.add_argument('--latency', action='store_true',

@@ -22,12 +22,12 @@ import numpy as np
 from fer_ros.learning.data import FaceDataset, load_dataset
 from fer_ros.learning.evaluate import member_probabilities, metrics
 from fer_ros.learning.posed import posed_rows
-from fer_ros.models import (Ensemble, average_by_name, list_ensembles, list_models,
-                            load_ensemble, record_metrics)
+from fer_ros.models import Ensemble, list_ensembles, list_models, load_ensemble, record_metrics
+from fer_ros.models.onnx_backend import PANEL_SETS, RUNTIMES
 
+PANEL = PANEL_SETS
 CROP_SETS = {'fer2013': 'fer2013/public_test.npz', 'ferplus': 'ferplus/valid.npz'}
-POSED_SETS = ('kdef', 'cfee')
-PANEL = (*CROP_SETS, *POSED_SETS)
+POSED_SETS = tuple(s for s in PANEL if s not in CROP_SETS)  # posed-face folders of index.csv
 SELECTION_RULE = ('the worst of the four sets: the models whose worst set is within '
                   'one point of the best worst set, by their mean over the four, then the rest '
                   'by their worst set')
@@ -104,7 +104,7 @@ def run_panel(models: list[str], root: Path, tta_flip: bool = False,
 
     crops = {name: load_dataset(root / path) for name, path in CROP_SETS.items()}
     with FaceDetector('full_range', 0.3) as detector:
-        posed = [detect_posed(root, name, detector) for name in POSED_SETS]
+        posed = {name: detect_posed(root, name, detector) for name in POSED_SETS}
         framing = detector.framing
     cache: dict[tuple, np.ndarray] = {}
 
@@ -116,8 +116,7 @@ def run_panel(models: list[str], root: Path, tta_flip: bool = False,
             else:
                 single = ExpressionClassifier(str(m.path or m.spec.name), 'cpu', tta_flip,
                                               backend)
-                cache[key] = posed_probabilities(
-                    single, next(p for p in posed if p.name == set_name), framing)
+                cache[key] = posed_probabilities(single, posed[set_name], framing)
         return cache[key]
 
     results = {}
@@ -126,8 +125,8 @@ def run_panel(models: list[str], root: Path, tta_flip: bool = False,
         reports = {s: metrics(model.combine([member(m, s) for m in model.members],
                                             d.class_names), d.targets, d.class_names)
                    for s, d in crops.items()}
-        reports.update({p.name: posed_report(model, [member(m, p.name) for m in model.members],
-                                             p) for p in posed})
+        reports.update({s: posed_report(model, [member(m, s) for m in model.members], p)
+                        for s, p in posed.items()})
         results[name] = reports
     return results
 
@@ -186,20 +185,20 @@ def panel_markdown(name: str, reports: dict[str, dict]) -> str:
     return '\n'.join(lines) + '\n'
 
 
-PANEL_HEADING = '## Validation panel'
+PANEL_HEADING = 'Validation panel'
 
 
 def update_card_panel(card: Path, table: str, backend: str = 'torch') -> None:
     """Put (or replace) the panel table of a backend into a model card, before its
     recorded-metrics section."""
     from fer_ros.learning.evaluate import RECORDED_HEADING
-    heading = PANEL_HEADING + ('' if backend == 'torch' else f' ({backend})')
+    heading = PANEL_HEADING + ('' if backend == 'torch' else f' ({backend})')  # after '## '
     text = card.read_text()
     head, sep, tail = text.partition(f'\n{RECORDED_HEADING}\n')
     sections = head.rstrip('\n').split('\n## ')
     kept = [x.rstrip('\n') for x in sections[:1] + [
-        x for x in sections[1:] if not x.startswith(heading[3:] + '\n')]]
-    section = (f'{heading}\n\n`fer_panel{"" if backend == "torch" else " --backend " + backend}`'
+        x for x in sections[1:] if not x.startswith(heading + '\n')]]
+    section = (f'## {heading}\n\n`fer_panel{"" if backend == "torch" else " --backend " + backend}`'
                " (KDEF and CFEE: val people, through the node's detector and crop; a photo "
                'without a face counts as wrong); models are ranked by their worst set, near '
                'ties by their mean (fer_ros.learning.panel.rank).'
@@ -231,8 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--data', type=Path, default=Path('../shared/data'),
                         help='folder holding fer2013/, ferplus/, kdef/ and cfee/')
     parser.add_argument('--tta-flip', action='store_true')
-    parser.add_argument('--backend', default='torch',
-                        choices=('torch', 'onnxruntime', 'onnxruntime_int8'))
+    parser.add_argument('--backend', default='torch', choices=RUNTIMES)
     parser.add_argument('--record', action='store_true',
                         help='store the numbers in each checkpoint and its model card')
     parser.add_argument('--latency', action='store_true',
@@ -258,9 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         f'{n} (worst {min(scores[n].values()):.4f}, mean '
         f'{sum(scores[n].values()) / len(scores[n]):.4f})' for n in rank(scores)))
     if args.json:
-        args.json.write_text(json.dumps({n: {s: {k: v for k, v in r.items()}
-                                             for s, r in rs.items()}
-                                         for n, rs in results.items()}, indent=1))
+        args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == '__main__':

@@ -15,6 +15,7 @@ from torch import nn
 from fer_ros.learning.augment import Augment
 from fer_ros.learning.card import write_before_after, write_card
 from fer_ros.learning.config import TrainConfig, data_name
+from fer_ros.learning.data import FaceDataset
 from fer_ros.learning.splits import aligned, mixed, train_val_splits
 from fer_ros.learning.evaluate import (dataset_tensor, ensemble_probabilities, measure_latency,
                                        metrics, predict)
@@ -58,7 +59,6 @@ class Trainer:
         if cfg.posed:
             self.train_set = mixed(self.train_set, cfg.posed, cfg.posed_repeat, cfg.input_size,
                                    cfg.compound)
-        self.val_set = self.val_sets[0]  # the card's main report
         names = self.train_set.class_names
         self.spec = ModelSpec(
             name=cfg.name, architecture=cfg.arch,
@@ -112,6 +112,11 @@ class Trainer:
         self.ema = WeightEMA(self.model, cfg.ema_decay) if cfg.ema_decay else None
         if resume:
             self.load_state(resume)
+
+    @property
+    def val_set(self) -> FaceDataset:
+        """The first validation set: the card's main report."""
+        return self.val_sets[0]
 
     @property
     def eval_model(self) -> nn.Module:

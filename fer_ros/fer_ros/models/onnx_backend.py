@@ -15,7 +15,8 @@ from fer_ros.perception.untrusted import read_regular_file
 
 from .registry import LoadedModel, ModelError, ModelSpec
 
-BACKENDS = ('auto', 'torch', 'onnxruntime', 'onnxruntime_int8')
+RUNTIMES = ('torch', 'onnxruntime', 'onnxruntime_int8')  # what runs a model
+BACKENDS = ('auto', *RUNTIMES)  # what the node accepts: auto picks a runtime
 MAX_ONNX_BYTES = 256 << 20
 PANEL_SETS = ('fer2013', 'ferplus', 'kdef', 'cfee')  # learning/panel.py's sets
 INT8_TOLERANCE = 0.005  # the most int8 may lose against float on any panel set
