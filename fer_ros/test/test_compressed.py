@@ -1,12 +1,17 @@
 import array
 import random
 import struct
+import subprocess
+import sys
 import time
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
+from payloads import chunk, png_of_zeros
 
 from fer_ros.perception.compressed import decode_compressed, encode_compressed
 from fer_ros.perception.image_conversion import ImageConversionError
@@ -116,12 +121,8 @@ def test_the_most_compressed_jpegs_are_not_refused_as_too_short():
     assert decode_compressed(data, 'mono8; jpeg compressed mono8').shape == (2048, 2048, 3)
 
 
-def _chunk(kind: bytes, data: bytes = b'') -> bytes:
-    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
-
-
 def test_png_with_text_chunks_decodes_quietly(small, capfd):
-    text = _chunk(b'tEXt', b'Comment\x00\x1b[31m[ERROR] forged') + _chunk(b'pHYs', bytes(9))
+    text = chunk(b'tEXt', b'Comment\x00\x1b[31m[ERROR] forged') + chunk(b'pHYs', bytes(9))
     png = _png(small)
     np.testing.assert_array_equal(decode_compressed(png[:33] + text + png[33:], 'png'), small)
     assert capfd.readouterr() == ('', '')
@@ -158,9 +159,9 @@ def _refusals(small: np.ndarray) -> dict[str, tuple[bytes, str, str]]:
         'PNG image chunk of 2 GB': (png[:33] + b'\x7f\x00\x00\x00' + png[37:], 'png',
                                     'chunk runs past the end'),
         'PNG cut in its data': (png[:len(png) // 2], 'png', 'chunk runs past the end'),
-        'PNG of 2000 chunks': (png[:33] + _chunk(b'prVt') * 2000 + png[33:], 'png',
+        'PNG of 2000 chunks': (png[:33] + chunk(b'prVt') * 2000 + png[33:], 'png',
                                'without image data in its first 1000 chunks'),
-        'animated PNG': (png[:33] + _chunk(b'acTL', bytes(8)) + png[33:], 'png', 'animated PNG'),
+        'animated PNG': (png[:33] + chunk(b'acTL', bytes(8)) + png[33:], 'png', 'animated PNG'),
         'PNG bad CRC': (png[:60] + bytes([png[60] ^ 1]) + png[61:], 'png',
                         '64x64 PNG image cannot be decoded'),
     }
@@ -236,3 +237,77 @@ def test_fuzz_only_images_or_image_conversion_errors(small, capfd):
 def test_encode_refuses(args, error):
     with pytest.raises(error):
         encode_compressed(*args)
+
+
+def _bombs() -> dict[str, tuple[bytes, str]]:
+    """Valid images at the 64 MP limit that compress 1000:1 (each cost 0.9-1.5 GB and 2-5 s)."""
+    jpeg = cv2.imencode('.jpg', np.zeros((8192, 8192), np.uint8))[1].tobytes()
+    return {'PNG 8192x8192 16-bit RGBA': (png_of_zeros(8192, 8192, 16, 6), 'rgba16; png '
+                                          'compressed rgba16'),
+            'PNG 8192x8192 RGB': (png_of_zeros(8192, 8192), 'png'),
+            'JPEG 8192x8192 uniform': (jpeg, 'jpeg')}
+
+
+def test_image_bombs_are_refused_from_their_header(capfd):
+    for name, (data, fmt) in _bombs().items():
+        assert len(data) < 1_200_000, name
+        start = time.perf_counter()
+        with pytest.raises(ImageConversionError, match='8192x8192 .*over the budget of 8847360'):
+            decode_compressed(data, fmt)
+        assert time.perf_counter() - start < 0.2, name
+    assert capfd.readouterr() == ('', '')
+
+
+def test_the_pixel_budget_is_a_parameter_and_16_bit_counts_twice(small):
+    png8, png16 = _png(small), _png(small.astype(np.uint16) * 257)
+    assert decode_compressed(png8, 'png', max_pixels=64 * 64).shape == (64, 64, 3)
+    with pytest.raises(ImageConversionError, match=r'16-bit PNG .* \(16-bit counts twice\)'):
+        decode_compressed(png16, 'bgr16; png compressed bgr16', max_pixels=64 * 64)
+    assert decode_compressed(png16, 'bgr16; png compressed bgr16', max_pixels=2 * 64 * 64).shape \
+        == (64, 64, 3)
+    with pytest.raises(ImageConversionError, match='64x64 JPEG image is over the budget of 4095'):
+        decode_compressed(_jpeg(small), 'jpeg', max_pixels=64 * 64 - 1)
+
+
+_PEAK_MEMORY = '''
+import sys
+from pathlib import Path
+import numpy as np
+from fer_ros.perception.compressed import decode_compressed, encode_compressed
+from fer_ros.perception.image_conversion import ImageConversionError
+def kb(field):
+    return next(int(ln.split()[1]) for ln in Path('/proc/self/status').read_text().splitlines()
+                if ln.startswith(field + ':'))
+decode_compressed(*encode_compressed(np.zeros((8, 8, 3), np.uint8)))  # libraries loaded
+data = Path(sys.argv[1]).read_bytes()
+Path('/proc/self/clear_refs').write_text('5')  # reset the peak (VmHWM) to the current RSS
+before = kb('VmRSS')
+try:
+    shape = decode_compressed(data, sys.argv[2]).shape
+except ImageConversionError as exc:
+    shape = exc
+print((kb('VmHWM') - before) / 1024, shape)
+'''
+
+
+@pytest.mark.skipif(not Path('/proc/self/clear_refs').exists(), reason='needs Linux /proc')
+def test_memory_per_message_stays_within_twice_the_decoded_frame_at_the_budget(tmp_path):
+    """Peak memory of one decode, in a fresh process: the refused bombs cost nothing; the
+    largest frames the budget admits cost about twice their decoded BGR frame (measured: 2.0x)."""
+    frame_mb = 4096 * 2160 * 3 / 2**20  # 25.3 MB
+    cases = {**_bombs(),
+             'PNG 4096x2160 RGB': (png_of_zeros(4096, 2160), 'png'),
+             'PNG 4096x1080 16-bit RGBA': (png_of_zeros(4096, 1080, 16, 6),
+                                           'rgba16; png compressed rgba16'),
+             'JPEG 4096x2160': (_jpeg(np.zeros((2160, 4096, 3), np.uint8)), 'jpeg')}
+    for name, (data, fmt) in cases.items():
+        path = tmp_path / 'payload'
+        path.write_bytes(data)
+        run = subprocess.run([sys.executable, '-c', _PEAK_MEMORY, str(path), fmt],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        peak_mb, outcome = run.stdout.split(' ', 1)
+        if name in _bombs():
+            assert 'over the budget' in outcome and float(peak_mb) < 8, (name, run.stdout)
+        else:
+            assert outcome.startswith('(') and float(peak_mb) < 2.2 * frame_mb, (name, run.stdout)

@@ -14,6 +14,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from payloads import png_of_zeros
+
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.camera_node import CameraNode
 from fer_ros.nodes.fer_node import FerNode
@@ -408,15 +410,19 @@ def test_compressed_input_from_image_transport_topics(graph, ros_context, astron
     pub = add(Node('driver', context=ros_context)).create_publisher(
         CompressedImage, 'image_raw/compressed', qos_profile_sensor_data)
     bad = CompressedImage(header=Header(frame_id='bad'), format='jpeg', data=b'\xff\xd8junk')
-    for _ in range(3):
-        pub.publish(bad)
+    bomb = CompressedImage(header=Header(frame_id='bomb'), format='png',  # 64 MP in 200 kB
+                           data=png_of_zeros(8192, 8192))
+    for msg in (bomb, bad, bomb):
+        pub.publish(msg)
         spin_until(executor, lambda: False, timeout=0.2)
     data, fmt = encode_compressed(astronaut_bgr)
     good = CompressedImage(header=Header(frame_id='cam'), format=fmt, data=data)
     msg = publish_until_emotions(executor, pub, good, rec)
     assert msg.header.frame_id == 'cam' and (msg.image_width, msg.image_height) == (512, 512)
     assert msg.faces[0].label == 'happy'
-    assert 'skipping image' in capfd.readouterr().err
+    assert 'bomb' not in {m.header.frame_id for m in rec.emotions}
+    err = capfd.readouterr().err
+    assert 'skipping image' in err and '8192x8192 PNG image is over the budget of 8847360' in err
 
 
 def test_detection_tile_finds_small_faces_in_wide_frames(graph, ros_context, astronaut_bgr,

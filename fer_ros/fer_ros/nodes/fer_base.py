@@ -280,8 +280,8 @@ class FerNodeBase(Node):
         """Process one image now, in the caller's thread (the worker calls this).
         Raises ImageConversionError for an image it cannot read."""
         watch = Stopwatch()
-        image = (decode_compressed(msg.data, msg.format) if isinstance(msg, CompressedImage)
-                 else image_to_bgr8(msg))
+        image = (decode_compressed(msg.data, msg.format, self.compressed_max_pixels)
+                 if isinstance(msg, CompressedImage) else image_to_bgr8(msg))
         watch.lap('convert')
         with self._load_lock:  # a model swap or unload closes the old pipeline under this lock
             pipeline = self.pipeline

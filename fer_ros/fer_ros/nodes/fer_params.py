@@ -11,6 +11,8 @@ from fer_ros.models.onnx_backend import check_backend
 from fer_ros.nodes.params import (RELIABILITY, Validator, accept_integers_for_doubles, declare,
                                   one_of)
 from fer_ros.perception.classifier import check_device_name
+from fer_ros.perception.compressed import COMPRESSED_MAX_PIXELS
+from fer_ros.perception.image_conversion import MAX_PIXELS
 from fer_ros.perception.landmarks import check_landmarks
 from fer_ros.perception.tiling import check_tile
 
@@ -81,6 +83,11 @@ FER_PARAMETERS = (
              'compressed (sensor_msgs/CompressedImage jpeg/png on image/compressed, as '
              "image_transport's compressed plugin publishes)",
              validate=one_of('raw', 'compressed'), applies='start'),
+    FerParam('compressed_max_pixels', COMPRESSED_MAX_PIXELS, 'With image_transport compressed: '
+             'refuse (and log) a frame whose header claims more pixels than this, before '
+             'decoding it; 16-bit PNGs count twice (default: DCI 4K, 4096x2160). A 1 MB JPEG or '
+             'PNG can claim 64 MP, which costs about 1 GB and 3 s to decode',
+             (1, MAX_PIXELS)),
 )
 START_ONLY = tuple(p.name for p in FER_PARAMETERS if p.applies == 'start')
 PIPELINE = tuple(p.name for p in FER_PARAMETERS if p.applies == 'pipeline')

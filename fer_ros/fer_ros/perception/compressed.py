@@ -21,9 +21,13 @@ COLOUR_ENCODINGS = {'bgr8', 'rgb8', 'bgra8', 'rgba8', 'bgr16', 'rgb16', 'bgra16'
 OTHER_ENCODINGS = {'mono8', 'mono16', '8UC1', '8UC3'}
 _SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # JPEG start-of-frame markers
 _MAX_SEGMENTS = 1000  # JPEG markers or PNG chunks walked in Python, at most
+# The default pixel budget of a compressed frame: DCI 4K. A 1 MB payload can claim 64 MP (1000:1
+# for a uniform image), so the header is read, and a frame over budget refused, before decoding.
+COMPRESSED_MAX_PIXELS = 4096 * 2160
 
 
-def _png_size(data: memoryview) -> tuple[int, int]:
+def _png_size(data: memoryview) -> tuple[int, int, int]:
+    """Width, height and bits per sample."""
     if len(data) < 33 or data[12:16] != b'IHDR':
         raise ImageConversionError('PNG without a header chunk (IHDR)')
     # OpenCV allocates and zeroes what each chunk up to the image data says it holds (a 1 KB
@@ -34,7 +38,7 @@ def _png_size(data: memoryview) -> tuple[int, int]:
         if end > len(data):
             raise ImageConversionError('PNG chunk runs past the end of the data')
         if data[at + 4:at + 8] == b'IDAT':
-            return struct.unpack_from('>II', data, 16)
+            return (*struct.unpack_from('>II', data, 16), data[24])
         if data[at + 4:at + 8] == b'acTL':
             raise ImageConversionError('animated PNG, not supported')
         at = end
@@ -51,7 +55,7 @@ def _jpeg_size(data: memoryview) -> tuple[int, int]:
         marker = data[at + 1]
         if marker in _SOF:
             height, width = struct.unpack_from('>HH', data, at + 5)
-            return width, height
+            return width, height, 8
         if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame
             break
         # Fill byte, markers without a length (TEM, RSTn), then segments with one.
@@ -60,13 +64,15 @@ def _jpeg_size(data: memoryview) -> tuple[int, int]:
     raise ImageConversionError('JPEG without a frame header (SOF marker) where expected')
 
 
-def decode_compressed(data: bytes | array.array | memoryview | np.ndarray,
-                      format: str) -> np.ndarray:
+def decode_compressed(data: bytes | array.array | memoryview | np.ndarray, format: str,
+                      max_pixels: int = COMPRESSED_MAX_PIXELS) -> np.ndarray:
     """Decode a CompressedImage's ``data`` and ``format`` into a contiguous (H, W, 3) uint8 BGR
     image: the image's true colours in BGR order, what image_to_bgr8 gives for the Image that
     image_transport's compressed subscriber would rebuild. The payload is JPEG or PNG, told
     by its first bytes; grey becomes three equal channels, 16-bit values keep their high byte,
-    alpha is dropped. Raises ImageConversionError for anything it cannot or will not decode.
+    alpha is dropped. Raises ImageConversionError for anything it cannot or will not decode,
+    among them images over ``max_pixels`` (16-bit PNGs count twice, as they decode to twice
+    the memory), told by the header before any pixel is decoded.
 
     Damaged payloads make libjpeg, libpng and OpenCV write to stderr; that is dropped, and so
     is what other threads write to stderr while a frame is being decoded."""
@@ -86,9 +92,9 @@ def decode_compressed(data: bytes | array.array | memoryview | np.ndarray,
     if not len(view):
         raise ImageConversionError('empty compressed image')
     if view[:8] == b'\x89PNG\r\n\x1a\n':
-        kind, (width, height) = 'PNG', _png_size(view)
+        kind, (width, height, depth) = 'PNG', _png_size(view)
     elif view[:2] == b'\xff\xd8':
-        kind, (width, height) = 'JPEG', _jpeg_size(view)
+        kind, (width, height, depth) = 'JPEG', _jpeg_size(view)
     else:
         raise ImageConversionError(
             f"compressed image (format '{printable(format)}') is neither PNG nor JPEG")
@@ -101,6 +107,11 @@ def decode_compressed(data: bytes | array.array | memoryview | np.ndarray,
     # missing and would still cost a full-size decode (1 KB claiming 8192x8192: 0.5 s).
     if kind == 'JPEG' and width * height > 512 * len(view):
         raise ImageConversionError(f'a {len(view)}-byte JPEG cannot hold {width}x{height} pixels')
+    if width * height * (2 if depth > 8 else 1) > max_pixels:
+        raise ImageConversionError(
+            f'{width}x{height} {"16-bit " if depth > 8 else ""}{kind} image is over the '
+            f'budget of {max_pixels} pixels for a compressed frame'
+            + (' (16-bit counts twice)' if depth > 8 else ''))
     # No EXIF rotation, as in the ROS subscriber; 16-bit PNG is shifted below.
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     flags |= cv2.IMREAD_ANYDEPTH if kind == 'PNG' else 0
@@ -113,7 +124,7 @@ def decode_compressed(data: bytes | array.array | memoryview | np.ndarray,
         raise ImageConversionError(f'{width}x{height} {kind} image cannot be decoded '
                                    '(damaged or unsupported)')
     if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
+        image = np.right_shift(image, 8, out=image).astype(np.uint8)
     return np.ascontiguousarray(image[:, :, ::-1] if swap else image)
 
 
