@@ -10,7 +10,7 @@ from fer_ros.perception.detection import Face, FaceDetector
 from fer_ros.perception.eyes import LEFT_EYE, RIGHT_EYE, BlinkCounter, eye_openness
 from fer_ros.perception.face_state import FaceStates
 from fer_ros.perception.head_pose import (MESH_POINTS, MODEL_POINTS, camera_matrix, head_pose,
-                                          scaled_camera)
+                                          intrinsics_problem, scaled_camera)
 from fer_ros.perception.landmarks import (LITERT_REQUIREMENT, FaceLandmarker, check_landmarks,
                                           roi_transform)
 
@@ -164,6 +164,58 @@ def test_calibrations_scale_with_the_frame_but_not_across_aspect_ratios():
                                camera_matrix(320, 240, 60.0))
     assert scaled_camera(k, (640, 480), (640, 480)) is k
     assert scaled_camera(k, (640, 480), (640, 360)) is None
+
+
+# camera_info intrinsics that made every frame's SQPnP assert (and no frame was published)
+POISONED = {  # name: (K, width, height, reason)
+    'NaN cx': ([600, 0, math.nan, 0, 600, 256, 0, 0, 1], 512, 512, 'NaN or infinity'),
+    'inf fy': ([600, 0, 256, 0, math.inf, 256, 0, 0, 1], 512, 512, 'NaN or infinity'),
+    'f 1e308': ([1e308, 0, 256, 0, 1e308, 256, 0, 0, 1], 512, 512, 'fx = 1e+308'),
+    'f 1e-300': ([1e-300, 0, 256, 0, 1e-300, 256, 0, 0, 1], 512, 512, 'fx = 1e-300'),
+    'image 1x1': ([600, 0, 256, 0, 600, 256, 0, 0, 1], 1, 1, 'image size 1x1'),
+    'cx outside': ([600, 0, 5000, 0, 600, 256, 0, 0, 1], 512, 512, 'principal point'),
+    'bottom row': ([600, 0, 256, 0, 600, 256, 1, 0, 1], 512, 512, 'bottom row of 0 0 1'),
+}
+
+
+@pytest.mark.parametrize('name', POISONED)
+def test_implausible_intrinsics_are_named_and_cost_only_the_pose(name, astronaut_bgr,
+                                                                   detector, landmarker):
+    k, width, height, reason = POISONED[name]
+    k = np.array(k, np.float64).reshape(3, 3)
+    assert reason in intrinsics_problem(k, width, height)
+    if name in ('cx outside', 'bottom row'):
+        return  # wrong, yet SQPnP solves them
+    camera = scaled_camera(k, (width, height), (512, 512)) if width == 1 else k
+    (face,) = detector.detect(cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2RGB))
+    (state,) = FaceStates(landmarker).update(astronaut_bgr, [face], [0], {0}, 0.0, camera)
+    assert state.pose is None and not state.looking  # was: cv2.error from SQPnP
+    assert state.points.shape == (468, 3) and min(state.eye_openness) > 0.5
+
+
+@pytest.mark.parametrize('k, width, height', [
+    ([525, 0, 319.5, 0, 525, 239.5, 0, 0, 1], 640, 480),     # a Kinect-class camera
+    ([300, 0, 640, 0, 300, 360, 0, 0, 1], 1280, 720),        # wide angle, 130 degrees
+    ([9000, 0, 960, 0, 9000, 540, 0, 0, 1], 1920, 1080),     # telephoto, 12 degrees
+    ([600, 0.5, 256, 0, 610, 250, 0, 0, 1], 512, 512)])      # skew, non-square pixels
+def test_real_calibrations_are_accepted(k, width, height):
+    assert intrinsics_problem(np.array(k, np.float64).reshape(3, 3), width, height) is None
+
+
+def test_a_failing_face_mesh_costs_only_that_face_s_state(astronaut_bgr, detector, landmarker):
+    (face,) = detector.detect(cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2RGB))
+
+    class Flaky:
+        def mesh(self, image, box):
+            if box is face:
+                raise ValueError('broken interpreter')
+            return landmarker.mesh(image, box)
+
+    states = FaceStates(Flaky())
+    other = Face(face.x + 1, face.y, face.width, face.height, face.score, face.keypoints)
+    out = states.update(astronaut_bgr, [face, other], [0, 1], {0, 1}, 0.0)
+    assert out[0] is None and out[1].pose is not None
+    assert states.problems == ['face mesh failed: ValueError: broken interpreter']
 
 
 def poses(image, detector, landmarker):

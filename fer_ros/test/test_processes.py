@@ -17,7 +17,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from fer_ros.perception.image_conversion import ndarray_to_image
@@ -130,6 +130,30 @@ def test_log_lines_cannot_be_forged_from_the_wire(fer_process, peer, good_image)
     assert not any(line.startswith('[FATAL]') for line in new)
     assert not any('\x1b' in line for line in new)
     assert all(len(line) < 600 for line in new)
+
+
+def test_a_poisoned_camera_info_costs_no_output(fer_process, peer, good_image):
+    """Each of these made every later frame fail in SQPnP: no FaceEmotionArray at all."""
+    info_pub = peer.create_publisher(CameraInfo, 'camera_info', qos_profile_sensor_data)
+    nan, inf = float('nan'), float('inf')
+    poisoned = [([600, 0, nan, 0, 600, 256, 0, 0, 1], 512), ([600, 0, 256, 0, inf, 256, 0, 0, 1],
+                512), ([1e308, 0, 256, 0, 1e308, 256, 0, 0, 1], 512),
+                ([1e-300, 0, 256, 0, 1e-300, 256, 0, 0, 1], 512),
+                ([600, 0, 256, 0, 600, 256, 0, 0, 1], 1)]
+    before = len(fer_process.lines)
+    for i, (k, side) in enumerate(poisoned):
+        for _ in range(5):
+            info_pub.publish(CameraInfo(width=side, height=side, k=[float(v) for v in k]))
+            peer.spin_for(0.05)
+        msg = Image(header=Header(frame_id=f'after poison {i}'), height=good_image.height,
+                    width=good_image.width, encoding=good_image.encoding, step=good_image.step,
+                    data=good_image.data)
+        (face,) = peer.emotions_for(msg).faces
+        assert face.label == 'happy' and len(face.landmarks) == 468
+        assert all(np.isfinite([face.yaw, face.pitch, face.roll])), i  # camera_fov's pose
+    assert 'camera_info refused (K holds NaN or infinity): the head pose keeps camera_fov' in \
+        ''.join(fer_process.lines[before:])
+    peer.destroy_publisher(info_pub)
 
 
 def _crafted_checkpoints(folder):

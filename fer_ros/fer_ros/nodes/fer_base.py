@@ -29,7 +29,7 @@ from fer_ros.perception.annotate import annotate
 from fer_ros.perception.classifier import ExpressionClassifier
 from fer_ros.perception.compressed import decode_compressed
 from fer_ros.perception.face_state import FaceStates
-from fer_ros.perception.head_pose import scaled_camera
+from fer_ros.perception.head_pose import intrinsics_problem, scaled_camera
 from fer_ros.perception.image_conversion import (ImageConversionError, image_to_bgr8,
                                                  ndarray_to_image)
 from fer_ros.perception.landmarks import FaceLandmarker
@@ -246,10 +246,17 @@ class FerNodeBase(Node):
         self._worker.submit(msg)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        """Keep the newest calibration (an uncalibrated camera sends K = 0)."""
+        """Keep the newest plausible calibration (an uncalibrated camera sends K = 0)."""
         k = np.array(msg.k, np.float64).reshape(3, 3)
-        if k[0, 0] > 0 and k[1, 1] > 0 and msg.width > 0 and msg.height > 0:
-            self._camera_info = (k, (msg.width, msg.height))
+        if not k.any():
+            return
+        if problem := intrinsics_problem(k, msg.width, msg.height):
+            self.get_logger().warning(
+                f'camera_info refused ({problem}): the head pose keeps '
+                + ('the last accepted calibration' if self._camera_info else 'camera_fov'),
+                throttle_duration_sec=10.0)
+            return
+        self._camera_info = (k, (msg.width, msg.height))
 
     def _camera(self, width: int, height: int) -> np.ndarray | None:
         """The calibrated intrinsics for a frame of this size, if a camera_info fits it."""
@@ -291,6 +298,9 @@ class FerNodeBase(Node):
                 return
             result = pipeline.process(image, watch, stamp_seconds(msg.header),
                                       self._camera(image.shape[1], image.shape[0]))
+        if result.problems:
+            self.get_logger().warning(f'{printable(result.problems[0], 300)} (that face keeps '
+                                      'its expression)', throttle_duration_sec=5.0)
         out = to_msg(result, msg.header, image.shape[1], image.shape[0],
                      pipeline.classifier.model.name)
         self.emotions_pub.publish(out)

@@ -32,6 +32,7 @@ class FaceStates:
         self.landmarker = landmarker
         self.horizontal_fov, self.looking_threshold = horizontal_fov, looking_threshold
         self._blinks: dict[int, BlinkCounter] = {}
+        self.problems: list[str] = []  # what failed on the last frame's faces
 
     def update(self, image_bgr: np.ndarray, faces: Sequence[Face], ids: Sequence[int],
                live_ids: set[int], stamp: float,
@@ -43,17 +44,24 @@ class FaceStates:
             del self._blinks[gone]
         if camera is None:
             camera = camera_matrix(image_bgr.shape[1], image_bgr.shape[0], self.horizontal_fov)
-        out = []
+        out, self.problems = [], []
         for face, track_id in zip(faces, ids):
-            mesh = self.landmarker.mesh(image_bgr, face)
-            if mesh.presence < MIN_PRESENCE:
+            try:
+                out.append(self._state(image_bgr, face, track_id, stamp, camera))
+            except Exception as exc:  # one face's mesh or eyes never cost the frame
+                self.problems.append(f'face mesh failed: {type(exc).__name__}: {exc}')
                 out.append(None)
-                continue
-            points = mesh.points
-            left, right = eye_openness(points)
-            counter = self._blinks.setdefault(track_id, BlinkCounter())
-            counter.update((left + right) / 2.0, stamp)
-            pose = head_pose(points, camera)
-            out.append(FaceState(points, (left, right), counter.count, counter.rate(stamp), pose,
-                                 pose is not None and pose.off_axis <= self.looking_threshold))
         return out
+
+    def _state(self, image_bgr: np.ndarray, face: Face, track_id: int, stamp: float,
+               camera: np.ndarray) -> FaceState | None:
+        mesh = self.landmarker.mesh(image_bgr, face)
+        if mesh.presence < MIN_PRESENCE:
+            return None
+        points = mesh.points
+        left, right = eye_openness(points)
+        counter = self._blinks.setdefault(track_id, BlinkCounter())
+        counter.update((left + right) / 2.0, stamp)
+        pose = head_pose(points, camera)  # None costs only the pose fields
+        return FaceState(points, (left, right), counter.count, counter.rate(stamp), pose,
+                         pose is not None and pose.off_axis <= self.looking_threshold)

@@ -27,6 +27,8 @@ MODEL_POINTS = np.array([
 
 
 AXIS_LENGTH = 250.0  # model units (about 5 cm): the drawn axes
+FOV_RANGE = (1.0, 179.0)  # degrees: the fields of view a camera_info's K may describe
+MIN_SIDE = 16             # px: the smallest image a camera_info may describe
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,26 @@ def camera_matrix(width: int, height: int, horizontal_fov: float) -> np.ndarray:
     """Intrinsics of an ideal camera with this horizontal field of view (degrees)."""
     f = (width / 2.0) / math.tan(math.radians(horizontal_fov) / 2.0)
     return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+def intrinsics_problem(k: np.ndarray, width: int, height: int) -> str | None:
+    """Why a camera_info's 3 x 3 K cannot be the intrinsics of a width x height image (NaN or
+    inf, a field of view outside FOV_RANGE, the principal point outside the image, a bottom
+    row other than 0 0 1), or None when it can."""
+    if min(width, height) < MIN_SIDE:
+        return f'image size {width}x{height} is under {MIN_SIDE} px'
+    if not np.isfinite(k).all():
+        return 'K holds NaN or infinity'
+    if k[1, 0] != 0 or tuple(k[2]) != (0.0, 0.0, 1.0):
+        return 'K is not upper triangular with a bottom row of 0 0 1'
+    lo, hi = (0.5 / math.tan(math.radians(fov) / 2.0) for fov in reversed(FOV_RANGE))
+    for name, f, side in (('fx', k[0, 0], width), ('fy', k[1, 1], height)):
+        if not lo * side <= f <= hi * side:
+            return (f'{name} = {f:.6g} gives a field of view outside {FOV_RANGE[0]:g}-'
+                    f'{FOV_RANGE[1]:g} degrees across {side} px')
+    if not (0 <= k[0, 2] <= width and 0 <= k[1, 2] <= height):
+        return f'principal point ({k[0, 2]:.6g}, {k[1, 2]:.6g}) outside the {width}x{height} image'
+    return None
 
 
 def scaled_camera(camera: np.ndarray, size: tuple[int, int],
@@ -60,9 +82,14 @@ def head_pose(points: np.ndarray, camera: np.ndarray,
               distortion: np.ndarray | None = None) -> HeadPose | None:
     """The pose of a face from its (468, 2+) mesh points in pixels; None if unsolvable."""
     image_points = np.ascontiguousarray(points[list(MESH_POINTS), :2], np.float64)
-    ok, rvec, tvec = cv2.solvePnP(MODEL_POINTS, image_points, camera, distortion,
-                                  flags=cv2.SOLVEPNP_SQPNP)
-    if not ok or tvec[2, 0] <= 0:
+    if not np.isfinite(image_points).all():
+        return None
+    try:  # SQPnP asserts on degenerate input (points collapsed by absurd intrinsics)
+        ok, rvec, tvec = cv2.solvePnP(MODEL_POINTS, image_points, camera, distortion,
+                                      flags=cv2.SOLVEPNP_SQPNP)
+    except cv2.error:
+        return None
+    if not ok or not (np.isfinite(rvec).all() and np.isfinite(tvec).all()) or tvec[2, 0] <= 0:
         return None
     r = cv2.Rodrigues(rvec)[0]
     # R = Rz(roll) Ry(-yaw) Rx(-pitch): signs as the module says
@@ -74,4 +101,4 @@ def head_pose(points: np.ndarray, camera: np.ndarray,
     off_axis = math.degrees(math.acos(max(min(float(facing @ to_camera), 1.0), -1.0)))
     ends = np.array([(0, 0, 0), (AXIS_LENGTH, 0, 0), (0, AXIS_LENGTH, 0), (0, 0, -AXIS_LENGTH)])
     axes = cv2.projectPoints(ends, rvec, tvec, camera, distortion)[0].reshape(4, 2)
-    return HeadPose(yaw, pitch, roll, off_axis, axes)
+    return HeadPose(yaw, pitch, roll, off_axis, axes) if np.isfinite(axes).all() else None

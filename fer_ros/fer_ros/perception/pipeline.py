@@ -41,6 +41,7 @@ class FrameResult:
     faces: list[FaceExpression]
     class_names: tuple[str, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # optional stages that failed on a face
 
 
 class Stopwatch:
@@ -82,12 +83,13 @@ class FerPipeline:
         tracked = self.tracker.update(boxes, probs, names, stamp)
         affect = valence_arousal(np.array([t.probabilities for t in tracked]), names)
         watch.lap('classify')
-        states = [None] * len(faces)
+        states, problems = [None] * len(faces), []
         if self.states is not None:
             states = self.states.update(image_bgr, faces, [t.id for t in tracked],
                                         {t.id for t in self.tracker.tracks}, stamp, camera)
+            problems = self.states.problems
             watch.lap('landmarks')
         results = [FaceExpression(f, t, int(np.argmax(t.probabilities)), float(va[0]),
                                   float(va[1]), s)
                    for f, t, va, s in zip(faces, tracked, affect, states)]
-        return FrameResult(results, self.classifier.class_names, watch.timings_ms)
+        return FrameResult(results, self.classifier.class_names, watch.timings_ms, problems)
