@@ -19,6 +19,7 @@ from payloads import png_of_zeros
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.camera_node import CameraNode
 from fer_ros.nodes.fer_node import FerNode
+from fer_ros.nodes.fer_params import usable_cpus
 from fer_ros.nodes.messages import stamp_seconds
 from fer_ros.perception.affect import valence_arousal
 from fer_ros.perception.image_conversion import image_to_ndarray, ndarray_to_image
@@ -185,8 +186,8 @@ def test_parameters_are_validated_and_applied_at_run_time(graph, ros_context):
     assert not node.set_parameters([Parameter('smoothing', value=0.99)])[0].successful
     assert node.set_parameters([Parameter('smoothing', value=0.5)])[0].successful
     assert node.tracker.smoothing == 0.5
-    assert node.set_parameters([Parameter('cpu_threads', value=2)])[0].successful
-    assert node.cpu_threads == 2
+    assert node.set_parameters([Parameter('cpu_threads', value=usable_cpus())])[0].successful
+    assert node.cpu_threads == usable_cpus()
     assert node.set_parameters([Parameter('tta_flip', value=True)])[0].successful
     assert node.pipeline.classifier.tta_flip
     ensemble = 'fer_cnn_fer2013_ft+mini_xception_fer2013'

@@ -156,6 +156,34 @@ def test_a_poisoned_camera_info_costs_no_output(fer_process, peer, good_image):
     peer.destroy_publisher(info_pub)
 
 
+def test_cpu_threads_is_bounded_by_the_machine_and_changes_leak_no_threads(fer_process, peer,
+                                                                          good_image):
+    from fer_ros.nodes.fer_params import usable_cpus
+    cpus = usable_cpus()
+    client = AsyncParameterClient(peer, 'fer_node')
+    assert client.wait_for_services(10.0)
+
+    def set_threads(value: int):
+        future = client.set_parameters([Parameter('cpu_threads', value=value)])
+        assert peer.spin_until(future.done, 20.0)
+        return future.result().results[0]
+
+    def threads_after(value: int, tag: str) -> int:
+        assert set_threads(value).successful
+        msg = Image(header=Header(frame_id=tag), height=good_image.height,
+                    width=good_image.width, encoding=good_image.encoding, step=good_image.step,
+                    data=good_image.data)
+        assert peer.emotions_for(msg).faces[0].label == 'happy'
+        return len(list(Path(f'/proc/{fer_process.proc.pid}/task').iterdir()))
+
+    for value in (cpus + 1, 256):  # 256 was accepted: 0.3 results/s, 255 threads kept
+        result = set_threads(value)
+        assert not result.successful and f'Max: {cpus}' in result.reason, result.reason
+    counts = [threads_after(v, f'threads {i}') for i, v in enumerate([cpus, 1] * 3)]
+    assert counts[2:] == counts[:2] * 2, counts  # back and forth: no thread is added
+    assert set_threads(1).successful
+
+
 def _crafted_checkpoints(folder):
     from fer_ros.models.registry import CHECKPOINT_FORMAT
     spec = {'name': 'x', 'architecture': 'fer_cnn', 'class_names': ['happy', 'sad'],
