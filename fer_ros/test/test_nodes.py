@@ -440,7 +440,7 @@ def test_detection_tile_finds_small_faces_in_wide_frames(graph, ros_context, ast
     pub = camera_stand_in(add, ros_context)
     rec = add(Recorder(ros_context))
     assert publish_until_emotions(executor, pub, msg, rec).faces == []  # whole frame only
-    for bad in (64, 4000, -1):
+    for bad in (64, 128, 4000, -1):
         result = node.set_parameters([Parameter('detection_tile', value=bad)])[0]
         assert not result.successful and result.reason
     assert node.set_parameters([Parameter('detection_tile', value=640)])[0].successful

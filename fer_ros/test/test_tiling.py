@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fer_ros.perception.detection import Face, FaceDetector, merge_faces
-from fer_ros.perception.tiling import TILED_MAX_SIDE, TiledDetector, tiles
+from fer_ros.perception.tiling import MIN_TILE, TILED_MAX_SIDE, TiledDetector, check_tile, tiles
 
 MEDIA = Path(__file__).resolve().parents[2].parent / 'shared' / 'media'
 PHOTO_FACES = {1: 4, 2: 3, 3: 5, 4: 6, 5: 5}  # faceapi_bbt<n>.jpg: visible faces
@@ -94,6 +94,27 @@ def test_merge_orders_by_score_and_keeps_empty():
 
 
 # --- TiledDetector ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('shape', [(2, 40000), (40000, 2), (1, 5000), (5000, 1), (1, 960)])
+def test_strips_give_no_face_in_tiles(shape):
+    with TiledDetector(tile=MIN_TILE) as tiled:  # (2, 40000) was an OpenCV resize assertion
+        assert tiled.detect(np.zeros((*shape, 3), np.uint8)) == []
+
+
+def test_tiles_smaller_than_the_floor_are_refused():
+    assert MIN_TILE == 384
+    for tile in (128, 383):  # 128 turned the astronaut's one face into nine
+        assert check_tile(tile) == 'use 0 (off) or at least 384 px'
+        with pytest.raises(ValueError, match='at least 384'):
+            TiledDetector(tile=tile)
+    assert check_tile(0) is None and check_tile(384) is None
+
+
+def test_the_smallest_tile_leaves_a_512_px_photo_whole(astronaut_bgr):
+    rgb = astronaut_bgr[:, :, ::-1].copy()  # with 128-px tiles: 9 faces, 8 of them false
+    with FaceDetector() as plain, TiledDetector(tile=MIN_TILE) as tiled:
+        assert len(tiled.detect(rgb)) == 1 and tiled.detect(rgb) == plain.detect(rgb)
+
 
 def test_small_frames_give_the_plain_detector_result(astronaut_bgr):
     rgb = astronaut_bgr[:, :, ::-1].copy()

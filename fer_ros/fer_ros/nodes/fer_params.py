@@ -54,7 +54,8 @@ FER_PARAMETERS = (
     FerParam('detection_tile', 0, 'Also detect in overlapping squares of this side (px) on '
              'frames whose longer side is at least 1.5 of them, for small faces in wide frames '
              '(640: faces down to ~40 px in 1080p and 4K; ~7x the detection time at 1080p); '
-             '0 = whole frame only', (0, 1920), check_tile, applies='pipeline'),
+             '0 = whole frame only, else at least 384', (0, 1920), check_tile,
+             applies='pipeline'),
     FerParam('align_faces', True, "Roll each face so its eyes are level (the detector's eye "
              'keypoints) before classifying: tilted heads and cameras'),
     FerParam('cpu_threads', 1, "CPU threads of the expression model (in the node's worker "
