@@ -20,7 +20,7 @@ from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.camera_node import CameraNode
 from fer_ros.nodes.fer_node import FerNode
 from fer_ros.nodes.fer_params import usable_cpus
-from fer_ros.nodes.messages import stamp_seconds
+from fer_ros.nodes.messages import duration, stamp_seconds
 from fer_ros.perception.affect import valence_arousal
 from fer_ros.perception.image_conversion import image_to_ndarray, ndarray_to_image
 
@@ -134,6 +134,12 @@ def test_camera_and_fer_node_end_to_end(graph, ros_context, astronaut_bgr, tmp_p
         assert (img.width, img.height, img.encoding) == (512, 512, 'bgr8')
         assert (img.header.stamp.sec, img.header.stamp.nanosec) in stamps
         assert not np.array_equal(image_to_ndarray(img), astronaut_bgr)  # boxes drawn
+
+
+def test_durations_are_clamped_to_int32_seconds():
+    assert (duration(3.9e9).sec, duration(3.9e9).nanosec) == (2**31 - 1, 999_999_999)
+    assert (duration(-1e12).sec, duration(-1e12).nanosec) == (-2**31, 0)
+    assert (duration(1.5).sec, duration(1.5).nanosec) == (1, 500_000_000)
 
 
 def test_malformed_images_are_skipped_and_good_ones_served(graph, ros_context, astronaut_bgr,

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from fer_msgs.msg import FaceEmotionArray
 from conftest import MEDIA, needs_shared
@@ -182,6 +183,16 @@ def test_cpu_threads_is_bounded_by_the_machine_and_changes_leak_no_threads(fer_p
     counts = [threads_after(v, f'threads {i}') for i, v in enumerate([cpus, 1] * 3)]
     assert counts[2:] == counts[:2] * 2, counts  # back and forth: no thread is added
     assert set_threads(1).successful
+
+
+def test_forged_stamps_give_no_absurd_track_age(fer_process, peer, good_image):
+    """A track first stamped -2^31 s was 3.9e9 s old (wrapped to int32) for its whole life."""
+    for i, sec in enumerate([-2**31, -2**31, 100, 101, 2**31 - 1, 2**31 - 1, 102]):
+        msg = Image(header=Header(frame_id=f'stamp {i}', stamp=Time(sec=sec)),
+                    height=good_image.height, width=good_image.width,
+                    encoding=good_image.encoding, step=good_image.step, data=good_image.data)
+        (face,) = peer.emotions_for(msg).faces
+        assert 0 <= face.track_age.sec <= 1, (sec, face.track_age)
 
 
 def _crafted_checkpoints(folder):

@@ -136,6 +136,22 @@ def test_other_classes_forget_the_tracks_but_never_reuse_ids():
     np.testing.assert_allclose(state.probabilities, [1.0, 0.0])
 
 
+def test_a_stamp_that_jumps_restarts_the_tracks():
+    tracker, box = FaceTracker(confirm_frames=1), [(10, 10, 50, 50)]
+    start = -2.0**31  # sec = -2147483648: the track reported an age of 3.9e9 s, wrapped
+    first = tracker.update(box, probs([1, 0]), CLASSES, start)[0]
+    now = tracker.update(box, probs([1, 0]), CLASSES, 1.7e9)[0]
+    assert now.id != first.id and now.age == 0.0
+    later = tracker.update(box, probs([1, 0]), CLASSES, 1.7e9 + 29.0)[0]  # a plausible gap
+    assert later.id == now.id and later.age == 29.0
+    future = tracker.update(box, probs([1, 0]), CLASSES, 1.7e9 + 3.5e8)[0]  # 11 years on
+    assert future.id != now.id and future.age == 0.0
+    back = tracker.update(box, probs([1, 0]), CLASSES, 1.7e9 + 30.0)[0]
+    assert back.id not in (now.id, future.id) and back.age == 0.0
+    jitter = tracker.update(box, probs([1, 0]), CLASSES, 1.7e9 + 29.5)[0]  # 0.5 s back
+    assert jitter.id == back.id and jitter.age == 0.0
+
+
 def test_bad_settings():
     with pytest.raises(ValueError, match='smoothing'):
         FaceTracker(smoothing=1.0)

@@ -47,7 +47,8 @@ def with_state(face: FaceEmotion, state: FaceState | None) -> FaceEmotion:
 
 
 def duration(seconds: float) -> Duration:
-    nanoseconds = round(seconds * 1e9)
+    """A Duration, clamped to what its int32 seconds hold (never wrapped)."""
+    nanoseconds = min(max(round(seconds * 1e9), -2**31 * 10**9), 2**31 * 10**9 - 1)
     return Duration(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
 
 

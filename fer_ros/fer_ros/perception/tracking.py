@@ -11,6 +11,10 @@ from scipy.optimize import linear_sum_assignment
 
 Box = Sequence[float]  # (x, y, width, height)
 _NO_MATCH = 1e6
+# Stamp steps between two frames beyond which every track restarts (a new id, age 0): a
+# clock or bag that jumps, a forged stamp. Tracks outlive max_missed frames at most.
+MAX_STAMP_GAP = 30.0    # seconds forward
+MAX_STAMP_RETREAT = 1.0  # seconds back (frames from two publishers may interleave)
 
 
 def iou(a: Box, b: Box) -> float:
@@ -88,16 +92,20 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._class_names: tuple[str, ...] = ()
         self._next_id = 0
+        self._last_stamp: float | None = None
 
     def update(self, boxes: Sequence[Box], probabilities: np.ndarray,
                class_names: Sequence[str], stamp: float = 0.0) -> list[TrackedFace]:
         """This frame's faces (boxes and probabilities, one row each) as tracked faces, in
         their order. stamp: the frame's time in seconds (track ages are differences of it).
 
-        When class_names change (another model), all tracks are forgotten; ids are
-        never reused.
+        When class_names change (another model), or the stamp jumps from the last frame's
+        by more than MAX_STAMP_GAP forward or MAX_STAMP_RETREAT back, all tracks are
+        forgotten; ids are never reused.
         """
-        if tuple(class_names) != self._class_names:
+        last, self._last_stamp = self._last_stamp, stamp
+        jumped = last is not None and not -MAX_STAMP_RETREAT <= stamp - last <= MAX_STAMP_GAP
+        if tuple(class_names) != self._class_names or jumped:
             self.tracks, self._class_names = [], tuple(class_names)
         track_of = self._assign(boxes)
         matched = {id(t) for t in track_of.values()}
