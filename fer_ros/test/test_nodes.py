@@ -382,6 +382,28 @@ def test_a_parameter_set_to_its_value_does_not_rebuild_the_pipeline(graph, ros_c
     assert node.pipeline is not pipeline and node.pipeline.detector.max_faces == 3
 
 
+def test_a_change_rebuilds_only_the_part_it_concerns(graph, ros_context, capfd, tmp_path):
+    """Refused detector_model values rebuilt the classifier, logging 'no CUDA GPU' each time."""
+    _, add = graph
+    node = add(FerNode(context=ros_context))  # device auto
+    capfd.readouterr()
+    classifier, detector = node.pipeline.classifier, node.pipeline.detector
+    for bad in ('/proc/version', str(tmp_path), '/no/such/file.tflite', 'x' * 300):
+        assert not node.set_parameters([Parameter('detector_model', value=bad)])[0].successful
+    assert (node.pipeline.classifier, node.pipeline.detector) == (classifier, detector)
+    for name, value in (('detector_model', 'short_range'), ('detection_threshold', 0.5),
+                        ('max_faces', 3)):
+        assert node.set_parameters([Parameter(name, value=value)])[0].successful
+        assert node.pipeline.classifier is classifier and node.pipeline.detector is not detector
+        detector = node.pipeline.detector
+    assert node.pipeline.detector.model == 'short_range' and node.pipeline.detector.max_faces == 3
+    assert node.set_parameters([Parameter('model', value='fer_cnn_fer2013_ft')])[0].successful
+    assert node.pipeline.classifier is not classifier and node.pipeline.detector is detector
+    err = capfd.readouterr().err
+    assert err.count('no CUDA GPU') == (0 if torch.cuda.is_available() else 1), err
+    assert err.count('now using model') == 1
+
+
 def test_camera_node_accepts_use_sim_time_and_keeps_the_aspect_ratio(graph, ros_context):
     executor, add = graph
     camera = add(CameraNode(context=ros_context, parameter_overrides=[

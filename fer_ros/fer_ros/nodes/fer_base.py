@@ -71,7 +71,7 @@ class FerNodeBase(Node):
         """Build the pipeline from the parameters; on failure log why and return False."""
         self.loaded = True
         try:
-            self.pipeline = self._build(**{k: getattr(self, k) for k in PIPELINE})
+            self.pipeline = self._build({k: getattr(self, k) for k in PIPELINE})
             self.load_error = None
             return True
         except Exception as exc:  # whatever a model file does, the node stays up
@@ -137,16 +137,30 @@ class FerNodeBase(Node):
             self._worker.stop()
             self._worker = None
 
-    def _build(self, model: str, device: str, backend: str, detector_model: str,
-               detection_threshold: float, max_faces: int, detection_tile: int,
-               landmarks: bool) -> FerPipeline:
-        classifier = ExpressionClassifier(model, device, self.tta_flip, backend,
-                                          self.align_faces)
-        if classifier.device_warning:
+    def _build(self, config: dict, old: FerPipeline | None = None) -> FerPipeline:
+        """A pipeline for `config` (the PIPELINE values), reusing the parts of `old` whose
+        values are those in effect; the detector is built first, as it is the cheapest to
+        refuse. Nothing built here stays open when a part fails."""
+        def changed(*names: str) -> bool:
+            return old is None or any(config[n] != getattr(self, n) for n in names)
+
+        detector = make_detector(config['detector_model'], config['detection_threshold'],
+                                 config['max_faces'], config['detection_tile']) \
+            if changed('detector_model', 'detection_threshold', 'max_faces', 'detection_tile') \
+            else old.detector
+        try:
+            classifier = old.classifier if not changed('model', 'device', 'backend') else \
+                ExpressionClassifier(config['model'], config['device'], self.tta_flip,
+                                     config['backend'], self.align_faces)
+            states = old.states if not changed('landmarks') else \
+                FaceStates(FaceLandmarker(), self.camera_fov, self.looking_threshold) \
+                if config['landmarks'] else None
+        except Exception:
+            if old is None or detector is not old.detector:
+                detector.close()
+            raise
+        if classifier.device_warning and (old is None or classifier is not old.classifier):
             self.get_logger().warning(classifier.device_warning)
-        states = FaceStates(FaceLandmarker(), self.camera_fov, self.looking_threshold) \
-            if landmarks else None
-        detector = make_detector(detector_model, detection_threshold, max_faces, detection_tile)
         return FerPipeline(detector, classifier, self.tracker, states)
 
     def _apply_settings(self) -> None:
@@ -174,18 +188,19 @@ class FerNodeBase(Node):
         if self.loaded and any(new[k] != getattr(self, k) for k in PIPELINE if k in new):
             config = {k: new.get(k, getattr(self, k)) for k in PIPELINE}
             try:
-                pipeline = self._build(**config)
+                pipeline = self._build(config, self.pipeline)
             except Exception as exc:  # no value or file may take the node down
                 return SetParametersResult(successful=False, reason=printable(exc, 300))
             old, self.pipeline, self.load_error = self.pipeline, pipeline, None
             for name, value in config.items():
                 setattr(self, name, value)
-            if old is not None:
+            if old is not None and old.detector is not pipeline.detector:
                 with self._load_lock:
                     old.detector.close()
-            self.get_logger().info(
-                f'now using model {printable(self.model)} on {pipeline.classifier.device} '
-                f'with {pipeline.classifier.backend}')
+            if old is None or old.classifier is not pipeline.classifier:
+                self.get_logger().info(
+                    f'now using model {printable(self.model)} on {pipeline.classifier.device} '
+                    f'with {pipeline.classifier.backend}')
         for name in NOW:
             if name in new:
                 setattr(self, name, new[name])
