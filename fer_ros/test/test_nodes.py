@@ -1,11 +1,13 @@
 """The nodes on real rclpy + Fast DDS, in one executor."""
 import math
+import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from diagnostic_msgs.msg import DiagnosticStatus
 from fer_msgs.msg import FaceEmotionArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -18,6 +20,7 @@ from payloads import png_of_zeros
 
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.camera_node import CameraNode
+from fer_ros.nodes.fer_base import STALLED
 from fer_ros.nodes.fer_node import FerNode
 from fer_ros.nodes.fer_params import usable_cpus
 from fer_ros.nodes.messages import duration, stamp_seconds
@@ -402,6 +405,40 @@ def test_a_change_rebuilds_only_the_part_it_concerns(graph, ros_context, capfd, 
     err = capfd.readouterr().err
     assert err.count('no CUDA GPU') == (0 if torch.cuda.is_available() else 1), err
     assert err.count('now using model') == 1
+
+
+def test_a_hung_inference_blocks_no_parameter_change_diagnostics_or_shutdown(
+        graph, ros_context, astronaut_bgr, capfd):
+    """A planted graph that never returned wedged the node: a model change got no answer (it
+    waited on the lock the stuck frame held), diagnostics said OK, SIGINT did not stop it."""
+    executor, add = graph
+    node = fer_node(ros_context)
+    executor.add_node(node)
+    pub = camera_stand_in(add, ros_context)
+    entered, release = threading.Event(), threading.Event()
+
+    def hang(*args):
+        entered.set()
+        release.wait(120)
+        return np.zeros((len(args[1]), len(node.pipeline.classifier.class_names)))
+
+    node.pipeline.classifier.predict = hang
+    msg = ndarray_to_image(astronaut_bgr, 'bgr8', Header(frame_id='cam'))
+    assert spin_until(executor, lambda: pub.publish(msg) or entered.is_set())
+    start = time.monotonic()
+    assert node.set_parameters([Parameter('detector_model', value='short_range')])[0].successful
+    assert node.set_parameters([Parameter('model', value='fer_cnn_fer2013_ft')])[0].successful
+    assert time.monotonic() - start < 5
+    spin_until(executor, lambda: pub.publish(msg), timeout=STALLED + 1)  # frames keep coming
+    status = node.diagnostics()
+    assert status.level == DiagnosticStatus.ERROR and 'the model or detector hangs' in \
+        status.message
+    start = time.monotonic()
+    executor.remove_node(node)
+    node.destroy_node()
+    assert time.monotonic() - start < 10
+    assert 'a frame has been processing for over 5 s' in capfd.readouterr().err
+    release.set()
 
 
 def test_camera_node_accepts_use_sim_time_and_keeps_the_aspect_ratio(graph, ros_context):

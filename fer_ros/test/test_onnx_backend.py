@@ -62,7 +62,7 @@ def test_missing_stale_or_foreign_onnx_files_are_refused(tmp_path):
     with pytest.raises(ModelError, match=r'no int8 ONNX file .* --int8 <train.npz>'):
         ExpressionClassifier(checkpoint, backend='onnxruntime_int8')
     (tmp_path / 'm.int8.onnx').write_bytes(b'not a graph')
-    with pytest.raises(ModelError, match='ONNX Runtime cannot load'):
+    with pytest.raises(ModelError, match='its int8 ONNX file is not an ONNX model'):
         ExpressionClassifier(checkpoint, backend='onnxruntime_int8')
     with pytest.raises(ModelError, match='no checkpoint .* use backend torch'):
         ExpressionClassifier('mini_xception_fer2013', backend='onnxruntime')
@@ -97,3 +97,75 @@ def test_fer_evaluate_takes_runtimes_not_auto():
     from fer_ros.learning.evaluate import main as evaluate_main
     with pytest.raises(SystemExit):
         evaluate_main([DEFAULT_MODEL, 'x.npz', '--backend', 'auto'])
+
+
+def _plant(tmp_path, graph) -> str:
+    """A copy of the default checkpoint with `graph` as its int8 ONNX file, and a sidecar
+    that matches the weights (anyone who plants the checkpoint can compute it)."""
+    source = load_model(DEFAULT_MODEL).path
+    for suffix in ('.pt', '.int8.json'):
+        shutil.copy(source.with_suffix(suffix), tmp_path / f'planted{suffix}')
+    (tmp_path / 'planted.int8.onnx').write_bytes(graph.SerializeToString())
+    return str(tmp_path / 'planted.pt')
+
+
+def _graph(nodes, initializers=(), opset=17):
+    from onnx import TensorProto, helper
+    faces = helper.make_tensor_value_info('faces', TensorProto.FLOAT, ['N', 1, 48, 48])
+    logits = helper.make_tensor_value_info('logits', TensorProto.FLOAT, ['N', 7])
+    return helper.make_model(helper.make_graph(nodes, 'planted', [faces], [logits],
+                                               list(initializers)),
+                             opset_imports=[helper.make_opsetid('', opset)])
+
+
+def _head(source: str, width: int):
+    """(N, width) -> (N, 7) logits."""
+    from onnx import helper, numpy_helper
+    return ([helper.make_node('Gemm', [source, 'w'], ['logits'])],
+            [numpy_helper.from_array(np.zeros((width, 7), np.float32), 'w')])
+
+
+def test_a_planted_graph_that_loops_is_refused_before_it_runs(tmp_path):
+    """A Loop of 10^12 iterations was accepted: 0 emotions, and a node that never stopped."""
+    from onnx import TensorProto, helper, numpy_helper
+    body = helper.make_graph(
+        [helper.make_node('Identity', ['c'], ['c_out']), helper.make_node('Identity', ['v'], ['v_out'])],
+        'body', [helper.make_tensor_value_info('i', TensorProto.INT64, []),
+                 helper.make_tensor_value_info('c', TensorProto.BOOL, []),
+                 helper.make_tensor_value_info('v', TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info('c_out', TensorProto.BOOL, []),
+         helper.make_tensor_value_info('v_out', TensorProto.FLOAT, None)])
+    head, weights = _head('pooled', 1)
+    graph = _graph([helper.make_node('Loop', ['trips', 'go', 'faces'], ['looped'], body=body),
+                    helper.make_node('ReduceMean', ['looped'], ['pooled'], axes=[1, 2, 3],
+                                     keepdims=0),
+                    helper.make_node('Reshape', ['pooled', 'column'], ['pooled2'])] + head,
+                   [numpy_helper.from_array(np.array(10**12, np.int64), 'trips'),
+                    numpy_helper.from_array(np.array(True), 'go'),
+                    numpy_helper.from_array(np.array([-1, 1], np.int64), 'column')] + weights)
+    graph.graph.node[-1].input[0] = 'pooled2'
+    with pytest.raises(ModelError, match=r'holds what no expression model needs \(Loop\)'):
+        ExpressionClassifier(_plant(tmp_path, graph), backend='onnxruntime_int8')
+
+
+def test_a_planted_graph_that_bloats_is_refused_from_a_child_process(tmp_path):
+    """Allowed operators only, yet each face becomes 4096 x 4096 floats (64 MB)."""
+    from onnx import helper, numpy_helper
+    head, weights = _head('wide', 4096)
+    graph = _graph([helper.make_node('ReduceMean', ['faces'], ['mean'], axes=[1, 2, 3]),
+                    helper.make_node('Reshape', ['mean', 'shape'], ['column']),
+                    helper.make_node('Add', ['column', 'plane'], ['planes']),
+                    helper.make_node('ReduceMean', ['planes'], ['wide'], axes=[2], keepdims=0)]
+                   + head, [numpy_helper.from_array(np.array([-1, 1, 1], np.int64), 'shape'),
+                            numpy_helper.from_array(np.zeros((1, 4096, 4096), np.float32),
+                                                    'plane')] + weights)
+    with pytest.raises(ModelError, match=r'16 faces take \d+ (MB, over 512 MB|s, over 1 s)'):
+        ExpressionClassifier(_plant(tmp_path, graph), backend='onnxruntime_int8')
+
+
+def test_an_exported_graph_outside_the_shipped_weights_passes_the_probe(tmp_path, astronaut_bgr):
+    source = load_model(DEFAULT_MODEL).path
+    for suffix in ('.pt', '.int8.onnx', '.int8.json'):
+        shutil.copy(source.with_suffix(suffix), tmp_path / f'copy{suffix}')
+    clf = ExpressionClassifier(str(tmp_path / 'copy.pt'), backend='onnxruntime_int8')
+    assert clf.predict(astronaut_bgr, FACES[:1]).argmax() == clf.class_names.index('happy')

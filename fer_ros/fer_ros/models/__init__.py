@@ -15,7 +15,7 @@ from .ensemble import (Ensemble, EnsembleSpec, average_by_name, list_ensembles, 
 from .mini_xception import MiniXception, load_keras_mini_xception
 from .registry import (ARCHITECTURES, EXPRESSIONS, LoadedModel, ModelError, ModelSpec, get_spec,
                        list_models, load_checkpoint, load_model, record_metrics,
-                       register_checkpoints, register_model, save_checkpoint)
+                       register_checkpoints, register_model, save_checkpoint, WEIGHTS)
 
 __all__ = ['ARCHITECTURES', 'DEFAULT_MODEL', 'EXPRESSIONS', 'Ensemble', 'EnsembleSpec',
            'InputSpec', 'LoadedModel', 'MiniXception', 'ModelError', 'ModelSpec',
@@ -23,7 +23,6 @@ __all__ = ['ARCHITECTURES', 'DEFAULT_MODEL', 'EXPRESSIONS', 'Ensemble', 'Ensembl
            'load_ensemble', 'load_model', 'record_metrics', 'register_ensemble',
            'register_model', 'save_checkpoint']
 
-WEIGHTS = Path(__file__).resolve().parent.parent / 'weights'
 # Panel numbers of the models without a checkpoint to hold them (fer_panel --record writes it).
 PANEL_RECORDS = WEIGHTS / 'panel_records.json'
 _PANEL = json.loads(PANEL_RECORDS.read_text()) if PANEL_RECORDS.is_file() else {}

@@ -11,15 +11,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fer_ros.perception.untrusted import read_regular_file
+from fer_ros.perception.untrusted import printable, read_regular_file, run_probe
 
-from .registry import LoadedModel, ModelError, ModelSpec
+from .registry import WEIGHTS, LoadedModel, ModelError, ModelSpec
 
 RUNTIMES = ('torch', 'onnxruntime', 'onnxruntime_int8')  # what runs a model
 BACKENDS = ('auto', *RUNTIMES)  # what the node accepts: auto picks a runtime
 MAX_ONNX_BYTES = 256 << 20
 PANEL_SETS = ('fer2013', 'ferplus', 'kdef', 'cfee')  # learning/panel.py's sets
 INT8_TOLERANCE = 0.005  # the most int8 may lose against float on any panel set
+# What fer_export_onnx's graphs are made of (torch.onnx and the int8 quantiser, for every
+# architecture): nothing that loops, branches, or makes tensors of sizes it computes.
+ALLOWED_OPS = frozenset({
+    'Add', 'AveragePool', 'BatchNormalization', 'Cast', 'Clip', 'Concat', 'Constant', 'Conv',
+    'ConvInteger', 'DequantizeLinear', 'Div', 'Dropout', 'Flatten', 'Gemm', 'GlobalAveragePool',
+    'GlobalMaxPool', 'HardSigmoid', 'HardSwish', 'Identity', 'LeakyRelu', 'MatMul',
+    'MatMulInteger', 'MaxPool', 'Mul', 'PRelu', 'QLinearConv', 'QLinearMatMul', 'QuantizeLinear',
+    'ReduceMean', 'Relu', 'Reshape', 'Sigmoid', 'Softmax', 'Squeeze', 'Sub', 'Transpose',
+    'Unsqueeze'})
+# A graph from outside the shipped weights is run once in a child process with these limits.
+PROBE_CPU_SECONDS = 20
+PROBE_ADDRESS_SPACE_MB = 2048
+MAX_GRAPH_MB = 512          # peak memory growth of one batch (the shipped ones: about 20 MB)
+MAX_BATCH_SECONDS = 1.0     # for PROBE_BATCH faces (the shipped ones: about 3 ms)
+PROBE_BATCH = 16
 
 
 def int8_verified(spec: ModelSpec) -> bool:
@@ -50,6 +65,62 @@ def weights_sha256(module: torch.nn.Module) -> str:
         digest.update(f'{key}:{tensor.dtype}:{tuple(tensor.shape)}'.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def check_graph(graph: bytes, name: str, kind: str) -> None:
+    """Refuse a graph with operators outside ALLOWED_OPS (or of another domain), or with
+    functions of its own, before ONNX Runtime sees it."""
+    import onnx
+
+    try:
+        model = onnx.load_model_from_string(graph)
+    except Exception:  # protobuf's and onnx's own types for bytes that are no model
+        raise ModelError(f'{name}: its {kind} file is not an ONNX model') from None
+    ops = {(n.domain if n.domain != 'ai.onnx' else '', n.op_type) for n in model.graph.node}
+    bad = sorted(f'{d}.{op}' if d else op for d, op in ops if d or op not in ALLOWED_OPS)
+    if bad or model.functions:
+        listed = ', '.join(printable(op, 40) for op in bad[:5]) or 'functions of its own'
+        raise ModelError(f'{name}: its {kind} file holds what no expression model needs '
+                         f'({listed}); refused')
+
+
+# Run by a child process (run_probe): the graph from stdin on a batch of zeros; the last line
+# printed is the peak memory growth in MB and the seconds the batch took.
+_PROBE = '''
+import time
+import numpy as np, onnxruntime
+graph, shape = sys.stdin.buffer.read(), [int(v) for v in sys.argv[3:]]
+options = onnxruntime.SessionOptions()
+options.intra_op_num_threads = options.inter_op_num_threads = 1
+options.log_severity_level = 4
+limit_memory()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+session = onnxruntime.InferenceSession(graph, options, providers=['CPUExecutionProvider'])
+start = time.perf_counter()
+session.run(None, {session.get_inputs()[0].name: np.zeros(shape, np.float32)})
+took = time.perf_counter() - start
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10, took)
+'''
+
+
+def probe_graph(graph: bytes, spec: ModelSpec, kind: str) -> None:
+    """Refuse a graph that kills, stalls or bloats a process: one batch of PROBE_BATCH faces
+    in a child process (about 1 s)."""
+    shape = (PROBE_BATCH, spec.input.channels, spec.input.size, spec.input.size)
+    outcome = run_probe(_PROBE, graph, PROBE_CPU_SECONDS, PROBE_ADDRESS_SPACE_MB,
+                        *map(str, shape))
+    status, last = outcome if outcome else (None, '')
+    peak, _, took = last.partition(' ')
+    if status != 0 or not peak.isdigit():
+        reason = (f'it did not run {PROBE_BATCH} faces within {PROBE_CPU_SECONDS} CPU seconds '
+                  f'and {PROBE_ADDRESS_SPACE_MB} MB more address space')
+    elif int(peak) > MAX_GRAPH_MB:
+        reason = f'{PROBE_BATCH} faces take {peak} MB, over {MAX_GRAPH_MB} MB'
+    elif float(took) > MAX_BATCH_SECONDS:
+        reason = f'{PROBE_BATCH} faces take {float(took):.1f} s, over {MAX_BATCH_SECONDS:g} s'
+    else:
+        return
+    raise ModelError(f'{spec.name}: its {kind} file is refused: {reason}')
 
 
 class OnnxModel:
@@ -100,6 +171,9 @@ def load_onnx(model: LoadedModel, int8: bool) -> OnnxModel:
     if not isinstance(meta, dict) or meta.get('weights_sha256') != weights_sha256(model.module):
         raise ModelError(f'{name}: its {kind} file was exported from other weights; '
                          f'export it again with `{make}`')
+    check_graph(graph, name, kind)
+    if path.resolve().parent != WEIGHTS:  # the shipped graphs were probed by their tests
+        probe_graph(graph, model.spec, kind)
     return OnnxModel(graph, model.spec, kind)
 
 

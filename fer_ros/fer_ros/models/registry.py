@@ -32,6 +32,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 }
 
 CHECKPOINT_FORMAT = 'fer_ros.checkpoint/1'
+WEIGHTS = Path(__file__).resolve().parent.parent / 'weights'  # the shipped checkpoints
 
 
 class ModelError(RuntimeError):

@@ -39,6 +39,7 @@ from fer_ros.perception.tracking import FaceTracker
 from fer_ros.perception.untrusted import printable
 
 LOSS_WARN = 0.1  # WARN on /diagnostics above this fraction of input frames lost (last 5 s)
+STALLED = 5.0    # seconds on one frame after which /diagnostics says ERROR
 
 
 class FrameTiming(NamedTuple):
@@ -60,7 +61,8 @@ class FerNodeBase(Node):
         self.pipeline: FerPipeline | None = None
         self.load_error: str | None = 'not configured'
         self.loaded = False  # models wanted: parameter changes (re)build the pipeline
-        self._load_lock = threading.Lock()
+        self._load_lock = threading.Lock()  # held by the worker while a frame is processed
+        self._retired: list = []  # replaced detectors, closed by the worker after its frame
         self.timings: collections.deque[FrameTiming] = collections.deque(maxlen=2000)
         self.input = InputStats()
         self._worker: LatestWorker | None = None
@@ -81,10 +83,20 @@ class FerNodeBase(Node):
 
     def unload(self) -> None:
         self.loaded = False
-        with self._load_lock:
-            if self.pipeline is not None:
-                self.pipeline.detector.close()
-            self.pipeline, self.load_error = None, 'not configured'
+        pipeline, self.pipeline, self.load_error = self.pipeline, None, 'not configured'
+        if pipeline is not None:
+            self._retire(pipeline.detector)
+
+    def _retire(self, detector) -> None:
+        """Close a detector no longer in the pipeline: at once unless a frame is being
+        processed, else once it is done, so that a hung frame blocks no caller."""
+        if self._load_lock.acquire(timeout=0.5):
+            try:
+                detector.close()
+            finally:
+                self._load_lock.release()
+        else:
+            self._retired.append(detector)
 
     def open_outputs(self, create_publisher) -> None:
         """Publishers (made by ``create_publisher``: plain or lifecycle) and diagnostics."""
@@ -134,7 +146,9 @@ class FerNodeBase(Node):
             self.destroy_subscription(self._info_subscription)
             self._subscription = self._camera_info = None
         if self._worker is not None:
-            self._worker.stop()
+            if not self._worker.stop():
+                self.get_logger().warning(f'a frame has been processing for over 5 s (the '
+                                          'model or detector hangs): left behind')
             self._worker = None
 
     def _build(self, config: dict, old: FerPipeline | None = None) -> FerPipeline:
@@ -195,8 +209,7 @@ class FerNodeBase(Node):
             for name, value in config.items():
                 setattr(self, name, value)
             if old is not None and old.detector is not pipeline.detector:
-                with self._load_lock:
-                    old.detector.close()
+                self._retire(old.detector)
             if old is None or old.classifier is not pipeline.classifier:
                 self.get_logger().info(
                     f'now using model {printable(self.model)} on {pipeline.classifier.device} '
@@ -218,6 +231,8 @@ class FerNodeBase(Node):
         input_hz, loss = self.input.window(time.monotonic())
         device = str(self.pipeline.classifier.device) if self.pipeline else self.device
         worker = self._worker
+        since = worker.busy_since if worker else None
+        busy = time.monotonic() - since if since is not None else 0.0
         backend = self.pipeline.classifier.backend if self.pipeline else self.backend
         values = {'model': printable(self.model), 'device': device, 'backend': backend,
                   'frames received': self.input.received,
@@ -235,6 +250,10 @@ class FerNodeBase(Node):
             level, message = DiagnosticStatus.ERROR, f'no model loaded: {self.load_error}'
         elif self._subscription is None:
             level, message = DiagnosticStatus.OK, 'inactive: configured, not subscribed'
+        elif busy > STALLED:
+            level, message = DiagnosticStatus.ERROR, (
+                f'one frame has been processing for {busy:.0f} s: the model or detector '
+                'hangs; no output meanwhile')
         elif time.monotonic() - self._last_frame_in > 5.0:
             level, message = DiagnosticStatus.WARN, 'no image received for 5 s'
         elif loss > LOSS_WARN:
@@ -313,6 +332,8 @@ class FerNodeBase(Node):
                 return
             result = pipeline.process(image, watch, stamp_seconds(msg.header),
                                       self._camera(image.shape[1], image.shape[0]))
+            while self._retired:
+                self._retired.pop().close()
         if result.problems:
             self.get_logger().warning(f'{printable(result.problems[0], 300)} (that face keeps '
                                       'its expression)', throttle_duration_sec=5.0)

@@ -27,6 +27,7 @@ class LatestWorker(Generic[T]):
         self._cond = threading.Condition()
         self._stopped = False
         self._last_start = 0.0
+        self.busy_since: float | None = None  # time.monotonic() the running handler call began
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -54,11 +55,16 @@ class LatestWorker(Generic[T]):
 
     def _run(self) -> None:
         while (item := self._next_item()) is not None:
+            self.busy_since = time.monotonic()
             self._handler(item)
+            self.busy_since = None
             self.processed += 1
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop taking items; False if the handler call still running outlasts `timeout` (the
+        thread is a daemon: it never holds the process up)."""
         with self._cond:
             self._stopped = True
             self._cond.notify()
         self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import ctypes
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import cv2
@@ -12,7 +10,7 @@ import numpy as np
 from fer_ros.perception.assets import asset_path
 from fer_ros.perception.native_log import native_stderr_silenced
 from fer_ros.perception.preprocess import Framing
-from fer_ros.perception.untrusted import printable, quoted, read_regular_file
+from fer_ros.perception.untrusted import printable, quoted, read_regular_file, run_probe
 
 DETECTOR_MODELS = {
     'full_range': 'face_detection_full_range_sparse.tflite',  # faces up to ~5 m, group photos
@@ -74,7 +72,7 @@ DETECT_MAX_SIDE = 1920
 MAX_DETECTOR_BYTES = 64 << 20  # the BlazeFace models are 0.2 and 0.7 MB
 MAX_DETECTOR_MB = 256          # memory MediaPipe may take for a model (BlazeFace: about 90 MB)
 PROBE_ADDRESS_SPACE_MB = 2048  # the probe's address space beyond its start (BlazeFace: 460)
-PROBE_SECONDS = 60
+PROBE_SECONDS = 30  # CPU seconds; a blocked probe is given up after twice that
 
 
 class DetectorModelError(FileNotFoundError, ValueError):
@@ -95,22 +93,13 @@ def _read_tflite(model: str) -> bytes:
     return content
 
 
-# Run by a child process: MediaPipe loads the model from stdin and detects on a blank image,
-# with PROBE_ADDRESS_SPACE_MB (argv[1]) more address space than it started with; the last
-# line printed is the peak memory growth in MB and MediaPipe's error, if any.
+# Run by a child process (run_probe): MediaPipe loads the model from stdin and detects on a
+# blank image; the last line printed is the peak memory growth in MB and MediaPipe's error.
 _PROBE = '''
-import resource, sys
 import numpy as np, mediapipe as mp
 from mediapipe.tasks.python import BaseOptions, vision
-try:
-    with open('/proc/self/oom_score_adj', 'w') as f:
-        f.write('1000')  # should memory run out, this process goes first
-except OSError:
-    pass
 model = sys.stdin.buffer.read()
-with open('/proc/self/statm') as f:
-    limit = int(f.read().split()[0]) * resource.getpagesize() + (int(sys.argv[1]) << 20)
-resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+limit_memory()
 before, error = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, ''
 try:
     options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_buffer=model))
@@ -126,17 +115,16 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10, error
 def _probe_tflite(content: bytes, shown: str) -> None:
     """Refuse a TFLite model that MediaPipe cannot run as a face detector, that takes over
     MAX_DETECTOR_MB, or that kills the process: tried in a child process (1-2 s)."""
-    try:
-        child = subprocess.run([sys.executable, '-c', _PROBE, str(PROBE_ADDRESS_SPACE_MB)],
-                               input=content, capture_output=True, timeout=PROBE_SECONDS)
-    except subprocess.TimeoutExpired:
-        reason = f'MediaPipe took over {PROBE_SECONDS} s to detect on a blank image'
+    outcome = run_probe(_PROBE, content, PROBE_SECONDS, PROBE_ADDRESS_SPACE_MB)
+    if outcome is None:
+        reason = f'MediaPipe took over {2 * PROBE_SECONDS} s to detect on a blank image'
     else:
-        last = child.stdout.decode('utf-8', 'replace').rstrip('\n').rpartition('\n')[2]
+        status, last = outcome
         peak, _, error = last.partition(' ')
-        if child.returncode != 0 or not peak.isdigit():
-            reason = (f'MediaPipe died on it (exit status {child.returncode}) within '
-                      f'{PROBE_ADDRESS_SPACE_MB} MB more address space')
+        if status != 0 or not peak.isdigit():
+            reason = (f'MediaPipe died on it (exit status {status}) within '
+                      f'{PROBE_ADDRESS_SPACE_MB} MB more address space and {PROBE_SECONDS} '
+                      'CPU seconds')
         elif int(peak) > MAX_DETECTOR_MB:
             reason = f'MediaPipe takes {peak} MB for it, over {MAX_DETECTOR_MB} MB'
         elif error:

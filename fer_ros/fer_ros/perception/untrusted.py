@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +44,36 @@ def read_regular_file(path: str | Path, max_bytes: int) -> bytes:
     if not 0 < len(content) <= max_bytes:
         raise ValueError(f'not 1 to {max_bytes} bytes long')
     return content
+
+
+# Prepended to a probe: CPU seconds (argv[1]) are limited at once, address space (argv[2] MB
+# more than the child has then) when the script calls limit_memory() after its imports.
+_PROBE_PREAMBLE = '''
+import resource, sys
+resource.setrlimit(resource.RLIMIT_CPU, (int(sys.argv[1]), int(sys.argv[1])))
+try:
+    with open('/proc/self/oom_score_adj', 'w') as f:
+        f.write('1000')  # should memory run out, this process goes first
+except OSError:
+    pass
+def limit_memory():
+    with open('/proc/self/statm') as f:
+        limit = int(f.read().split()[0]) * resource.getpagesize() + (int(sys.argv[2]) << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+'''
+
+
+def run_probe(script: str, stdin: bytes, cpu_seconds: int, address_space_mb: int,
+              *args: str) -> tuple[int, str] | None:
+    """Run `script` (which calls limit_memory() once its imports are done) in a child Python
+    with these limits; its exit status and the last line it printed, or None when it ran
+    for over twice its CPU seconds (blocked, not computing)."""
+    try:
+        child = subprocess.run(
+            [sys.executable, '-c', _PROBE_PREAMBLE + script, str(cpu_seconds),
+             str(address_space_mb), *args], input=stdin, capture_output=True,
+            timeout=2 * cpu_seconds)
+    except subprocess.TimeoutExpired:
+        return None
+    return child.returncode, child.stdout.decode('utf-8', 'replace').rstrip('\n').rpartition(
+        '\n')[2]
