@@ -32,3 +32,16 @@ def ros_context():
     rclpy.init(context=context)
     yield context
     rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 96 kB tmpfs: a disk that fills up after a few frames (needs root)."""
+    import subprocess
+    mount = tmp_path / 'disk'
+    mount.mkdir()
+    if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=96k', 'tmpfs', str(mount)],
+                      capture_output=True).returncode:
+        pytest.skip('cannot mount a tmpfs here (needs root)')
+    yield mount
+    subprocess.run(['umount', '-l', str(mount)], check=True)

@@ -153,7 +153,6 @@ def test_fer_record_node_records_a_live_topic(graph, ros_context, tmp_path,  # n
         pub.publish(msg)
         sent.append(START + i)
         spin_until(executor, lambda: False, timeout=0.2)
-    recorder.recorder._index.flush()
     rows = [json.loads(line) for line in (tmp_path / 'index.jsonl').read_text().splitlines()]
     assert len(rows) >= 3 and all(r['time'] in sent for r in rows)
     assert {r['source'] for r in rows} == {'/camera'} and {r['track'] for r in rows} == {0}

@@ -309,6 +309,33 @@ def test_every_signal_path_exits_cleanly(executable, ready, signals, tmp_path):
     assert 'context is invalid' not in proc.output
 
 
+def test_fer_record_node_survives_a_full_disk_and_an_unusable_folder(peer, good_image,
+                                                                      small_disk):
+    """It logged ERRORs, tore index.jsonl's last line and exited 1 with a traceback on SIGINT;
+    a folder it could not create was a cascade of three tracebacks."""
+    from fer_ros.learning.recorded import read_index
+    unusable = Process('fer_record_node', '--ros-args', '-p', 'out:=/proc/fer_faces')
+    unusable.wait_for('not recording')
+    out = small_disk / 'data'
+    proc = Process('fer_record_node', '--ros-args', '-p', f'out:={out}', '-p', 'rate:=0.0',
+                   '-p', 'min_change:=0.0', '-r', 'image:=image_raw')
+    proc.wait_for('recording faces')
+    pixels = np.frombuffer(bytes(good_image.data), np.uint8).reshape(512, 512, 3)
+    for i in range(300):
+        frame = ndarray_to_image(np.ascontiguousarray(np.roll(pixels, i, axis=1)), 'bgr8',
+                                 Header(frame_id=f'{i}'))
+        peer.image_pub.publish(frame)
+        if peer.spin_until(lambda: 'No space left on device' in proc.output, 0.1):
+            break
+    assert 'frames are dropped until it can be written' in proc.output, proc.output
+    for p in (unusable, proc):
+        assert p.alive()
+        assert p.stop(signal.SIGINT) == 0, p.output
+        assert 'Traceback' not in p.output
+    problems = []
+    assert read_index(out, problems) and problems == []
+
+
 @pytest.mark.parametrize('suffix', ['.mp4', '.png'])
 def test_bringup_writes_its_output_on_sigterm(tmp_path, suffix):
     out = tmp_path / f'annotated{suffix}'

@@ -95,3 +95,62 @@ def test_posed_photos_in_a_folder(tmp_path, classifier):
     with FaceDetector() as detector:
         record(str(shots), tmp_path / 'data', FerPipeline(detector, classifier), progress=False)
     assert [r['prediction'] for r in rows(tmp_path / 'data')] == ['happy', 'sad', 'surprise']
+
+
+def _frames(folder, image, count):
+    folder.mkdir()
+    for i in range(count):  # each frame a little different: every one is saved
+        cv2.imwrite(str(folder / f'{i:03d}.png'), np.roll(image, 3 * i, axis=1))
+    return folder
+
+
+def test_a_full_disk_stops_with_a_reason_and_leaves_a_readable_index(
+        tmp_path, astronaut_bgr, small_disk, capsys):
+    """fer_record left a torn last line (two tracebacks), so nothing could read the folder."""
+    from fer_ros.learning.recorded import read_index
+    shots = _frames(tmp_path / 'shots', astronaut_bgr, 40)
+    out = small_disk / 'data'
+    for _ in range(2):  # the second run appends to a folder the first filled
+        with pytest.raises(SystemExit) as exit_:
+            main([str(shots), '--out', str(out), '--min-change', '0', '--no-progress'])
+        assert 'No space left on device' in str(exit_.value.code) and \
+            'faces saved before are kept' in str(exit_.value.code)
+    problems = []
+    saved = read_index(out, problems)
+    assert saved and problems == []
+    assert (out / 'index.jsonl').read_bytes().endswith(b'\n')
+    for row in saved:
+        assert (out / row['crop']).is_file() and (out / row['context']).is_file()
+    files = {p.relative_to(out).as_posix() for p in out.glob('*/*')}
+    assert files == {r[k] for r in saved for k in ('crop', 'context')}  # no orphan images
+    assert 'Traceback' not in capsys.readouterr().err
+
+
+def test_a_torn_last_line_is_cut_before_the_next_run_appends(tmp_path, astronaut_bgr):
+    from fer_ros.learning.recorded import read_index
+    cv2.imwrite(str(tmp_path / 'face.png'), astronaut_bgr)
+    out = tmp_path / 'data'
+    main([str(tmp_path / 'face.png'), '--out', str(out), '--no-progress'])
+    with (out / 'index.jsonl').open('a') as f:
+        f.write('{"crop": "crops/cut-by-a-full-di')
+    problems = []
+    assert len(read_index(out, problems)) == 1 and problems == [
+        'index.jsonl line 2: not a complete JSON line (a write cut short?)']
+    main([str(tmp_path / 'face.png'), '--out', str(out), '--no-progress'])
+    problems = []
+    assert len(read_index(out, problems)) == 2 and problems == []
+
+
+@pytest.mark.parametrize('out, reason', [
+    ('/proc/fer_faces', 'cannot record into'), ('/dev/null', 'cannot record into'),
+    ('x' * 300, 'File name too long'), ('', '--out: give a dataset folder'),
+    ('a_file', 'cannot record into')])
+def test_unusable_out_folders_are_one_line_errors(tmp_path, astronaut_bgr, out, reason,
+                                                   capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'a_file').write_text('')
+    cv2.imwrite(str(tmp_path / 'face.png'), astronaut_bgr)
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path / 'face.png'), '--out', out, '--no-progress'])
+    assert reason in str(exit_.value.code) + capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a_file', 'face.png']

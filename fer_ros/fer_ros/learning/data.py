@@ -8,6 +8,7 @@ for FER+). Class names are mapped explicitly, never by index.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import cv2
@@ -115,7 +116,10 @@ def load_recorded(folder: Path) -> FaceDataset:
     """The labelled faces of a fer_record folder (index.jsonl, labels.json from fer_label;
     rejected and unlabelled faces left out), in the recording model's classes, grouped by
     recording run and track."""
-    rows, labels = read_index(folder), read_labels(folder)
+    problems: list[str] = []
+    rows, labels = read_index(folder, problems), read_labels(folder)
+    if problems:
+        print(f'{folder}: skipped {len(problems)} lines, e.g. {problems[0]}', file=sys.stderr)
     classes = canonical_classes(list(rows[0]['probabilities']), str(folder)) if rows else ()
     kept = [(r, canonical_class(labels[r['crop']])) for r in rows
             if labels.get(r['crop']) not in (None, REJECT)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -45,17 +46,41 @@ class RecordStats:
                 f'predicted: {labels or "none"}')
 
 
+class RecordError(RuntimeError):
+    """The dataset folder cannot be written (unusable path, full disk); the index still ends
+    on a complete line."""
+
+
+def open_index(out: Path) -> int:
+    """Make the dataset folder (crops/, context/) and open its index.jsonl for appending; a
+    torn last line (a full disk, a kill) is cut off first, so every line stays a row."""
+    if not str(out).strip():
+        raise RecordError('no dataset folder given')
+    try:
+        for folder in ('crops', 'context'):
+            (out / folder).mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / INDEX, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RecordError(f'cannot record into {str(out)[:200]!r}: '
+                          f'{exc.strerror or exc}') from None
+    size = os.fstat(fd).st_size
+    tail = os.pread(fd, min(size, 1 << 16), size - min(size, 1 << 16))
+    if tail and not tail.endswith(b'\n'):
+        cut = tail.rfind(b'\n') + 1  # 0: the whole tail is one torn line
+        os.ftruncate(fd, size - len(tail) + cut)
+    return fd
+
+
 class FaceRecorder:
-    """Append the faces of frames to a dataset folder (crops/, context/, index.jsonl)."""
+    """Append the faces of frames to a dataset folder (crops/, context/, index.jsonl): each
+    frame's rows in one write of whole lines, taken back if the disk cannot hold them."""
 
     def __init__(self, out: Path, pipeline: FerPipeline, source: str, min_change: float = 0.05):
         self.out, self.pipeline, self.source, self.min_change = out, pipeline, source, min_change
-        for folder in ('crops', 'context'):
-            (out / folder).mkdir(parents=True, exist_ok=True)
+        self._index = open_index(out)
         self.run = time.strftime('%Y%m%d-%H%M%S-') + f'{time.time_ns() // 1000 % 10**6:06d}'
         self.stats = RecordStats()
         self._last: dict[int, np.ndarray] = {}  # track id -> its last saved crop
-        self._index = (out / INDEX).open('a')
 
     def add(self, frame: np.ndarray, index: int, stamp: float | None) -> None:
         """Process one BGR frame and save its faces; stamp in seconds, if known."""
@@ -64,6 +89,7 @@ class FaceRecorder:
         self.stats.frames += 1
         live = {t.id for t in self.pipeline.tracker.tracks}
         self._last = {k: v for k, v in self._last.items() if k in live}
+        saved = []  # (row, crop, context) of this frame
         for fe in result.faces:
             self.stats.faces += 1
             face = fe.face
@@ -80,25 +106,47 @@ class FaceRecorder:
             self._last[fe.id] = crop.astype(np.float32)
             name = f'{self.run}_{index:06d}_{fe.id}'
             context = crop_window(frame, replace(window, side=window.side * 2), CONTEXT_SIZE)
-            cv2.imwrite(str(self.out / 'crops' / f'{name}.png'), crop)
-            cv2.imwrite(str(self.out / 'context' / f'{name}.jpg'), context)
             label = result.class_names[fe.label_index]
-            self._index.write(json.dumps({
-                'crop': f'crops/{name}.png', 'context': f'context/{name}.jpg',
-                'source': self.source, 'frame': index,
-                'time': None if stamp is None else round(stamp, 4), 'track': fe.id,
-                'detector_score': round(face.score, 4), 'box': list(face.box),
-                'model': self.pipeline.classifier.model.name, 'prediction': label,
-                'probabilities': {n: round(float(p), 4)
-                                  for n, p in zip(result.class_names, fe.probabilities)},
-            }) + '\n')
+            row = {'crop': f'crops/{name}.png', 'context': f'context/{name}.jpg',
+                   'source': self.source, 'frame': index,
+                   'time': None if stamp is None else round(stamp, 4), 'track': fe.id,
+                   'detector_score': round(face.score, 4), 'box': list(face.box),
+                   'model': self.pipeline.classifier.model.name, 'prediction': label,
+                   'probabilities': {n: round(float(p), 4)
+                                     for n, p in zip(result.class_names, fe.probabilities)}}
+            saved.append((row, crop, context))
+        if saved:
+            self._write(saved)
+
+    def _write(self, saved: list) -> None:
+        """The frame's images, then its rows in one write; on failure none of them stay."""
+        files: list[Path] = []
+        try:
+            for row, crop, context in saved:
+                for rel, image in ((row['crop'], crop), (row['context'], context)):
+                    files.append(self.out / rel)
+                    files[-1].write_bytes(cv2.imencode(files[-1].suffix, image)[1].tobytes())
+            blob = ''.join(json.dumps(row) + '\n' for row, _, _ in saved).encode()
+            start = os.lseek(self._index, 0, os.SEEK_END)
+            try:
+                if os.write(self._index, blob) != len(blob):
+                    raise OSError(28, 'No space left on device')
+            except OSError:
+                os.ftruncate(self._index, start)
+                raise
+        except OSError as exc:
+            for path in files:
+                path.unlink(missing_ok=True)
+            raise RecordError(f'cannot write into {str(self.out)[:200]!r}: '
+                              f'{exc.strerror or exc}; {self.stats.saved} faces saved before '
+                              'are kept') from None
+        for row, _, _ in saved:
             self.stats.saved += 1
-            self.stats.tracks[fe.id] += 1
-            self.stats.labels[label] += 1
-        self._index.flush()
+            self.stats.tracks[row['track']] += 1
+            self.stats.labels[row['prediction']] += 1
 
     def close(self) -> None:
-        self._index.close()
+        os.close(self._index)
 
 
 def record(source_spec: str, out: Path, pipeline: FerPipeline, min_change: float = 0.05,
@@ -107,8 +155,12 @@ def record(source_spec: str, out: Path, pipeline: FerPipeline, min_change: float
     bag's frames as fast as they are read, at their recorded stamps."""
     from fer_ros.perception.sources import open_source
 
-    source = open_source(source_spec, loop=False, bag_topic=bag_topic, bag_realtime=False)
     recorder = FaceRecorder(out, pipeline, source_spec, min_change)
+    try:
+        source = open_source(source_spec, loop=False, bag_topic=bag_topic, bag_realtime=False)
+    except BaseException:
+        recorder.close()
+        raise
     start, index = time.monotonic(), 0
     try:
         while not source.finished and (not max_frames or index < max_frames):
@@ -141,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
                                        '.mcap file, or a V4L2 camera (index or /dev/videoN)')
     parser.add_argument('--bag-topic', default='',
                         help="image topic of an .mcap source ('' = its only one)")
-    parser.add_argument('--out', type=Path, required=True, help='dataset folder (appended to)')
+    parser.add_argument('--out', required=True, help='dataset folder (appended to)')
     parser.add_argument('--model', default=DEFAULT_MODEL)
     parser.add_argument('--detector', default='full_range')
     parser.add_argument('--detection-threshold', type=float, default=0.3)
@@ -152,14 +204,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 0.0 <= args.min_change <= 1.0:
         parser.error('--min-change must be in [0, 1]')
+    if not args.out.strip():
+        parser.error('--out: give a dataset folder')
     classifier = ExpressionClassifier(args.model, 'cpu')
     with make_detector(args.detector, args.detection_threshold, 0, 0) as detector:
         try:
-            stats = record(args.source, args.out, FerPipeline(detector, classifier),
+            stats = record(args.source, Path(args.out), FerPipeline(detector, classifier),
                            args.min_change, args.max_frames, not args.no_progress,
                            args.bag_topic)
-        except SourceError as exc:
-            sys.exit(str(exc))
+        except (SourceError, RecordError) as exc:
+            sys.exit(f'fer_record: {exc}')
     print(stats.summary())
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from fer_ros.learning.record import FaceRecorder
+from fer_ros.learning.record import FaceRecorder, RecordError
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.latest import LatestWorker
 from fer_ros.nodes.messages import stamp_seconds
@@ -39,9 +39,15 @@ class RecordNode(Node):
                        'frame)', bounds=(0.0, 1000.0))
         self._detector = make_detector(detector, 0.3, 0, 0)
         pipeline = FerPipeline(self._detector, ExpressionClassifier(model, 'cpu'))
-        self.recorder = FaceRecorder(Path(out).expanduser(), pipeline,
-                                     self.resolve_topic_name('image'), min_change)
-        self._frames = 0
+        self._frames, self._worker = 0, None
+        try:
+            self.recorder = FaceRecorder(Path(out).expanduser(), pipeline,
+                                         self.resolve_topic_name('image'), min_change)
+        except RecordError as exc:
+            self.recorder = None
+            self.get_logger().error(f'{printable(exc, 300)}; not recording: set out to a '
+                                    'writable folder and start again')
+            return
         self._worker = LatestWorker(self._record, rate, name='fer_record-worker')
         self.create_subscription(Image, 'image', self._worker.submit,
                                  image_qos('best_effort', 1))
@@ -54,16 +60,21 @@ class RecordNode(Node):
             self._frames += 1
         except ImageConversionError as exc:
             self.get_logger().warning(f'skipping image: {exc}', throttle_duration_sec=5.0)
+        except RecordError as exc:  # a full disk: retried on every frame
+            self.get_logger().error(f'{printable(exc, 300)}; frames are dropped until it can '
+                                    'be written', throttle_duration_sec=10.0)
         except Exception as exc:  # a frame must not end the recording
             self.get_logger().error(f'frame failed: {printable(exc, 300)}',
                                     throttle_duration_sec=5.0)
 
     def destroy_node(self) -> None:
-        self._worker.stop()
-        self.recorder.close()
+        if self._worker is not None:
+            self._worker.stop()
         self._detector.close()
-        # after a signal the context is gone and with it /rosout: the summary goes to stdout
-        print(f'fer_record: {self.recorder.stats.summary()}', flush=True)
+        if self.recorder is not None:
+            self.recorder.close()
+            # after a signal the context is gone and with it /rosout: the summary goes to stdout
+            print(f'fer_record: {self.recorder.stats.summary()}', flush=True)
         super().destroy_node()
 
 
