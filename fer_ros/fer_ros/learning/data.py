@@ -7,8 +7,8 @@ for FER+). Class names are mapped explicitly, never by index.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
