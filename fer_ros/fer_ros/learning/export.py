@@ -83,8 +83,11 @@ def quantize_int8(loaded: LoadedModel, fp32: Path, calibration: Path, out: Path,
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / 'prepared.onnx'
         quant_pre_process(str(fp32), str(prepared))
+        # reduce_range: 7-bit weights. With 8 bits, CPUs without VNNI (AVX2, AVX-512F) saturate
+        # in their u8 x s8 products: the same graph scored 65.4 % on such a CPU and 67.3 % on
+        # a VNNI one (fer_cnn_posed, PublicTest); with 7 bits nothing saturates: 67.5 %, as float.
         quantize_static(str(prepared), str(out), Faces(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8,
+                        per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)
     _write_sidecar(out, loaded, calibration=f'{len(faces)} faces of {calibration.name} (seed 0)')
 
