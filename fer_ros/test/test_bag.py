@@ -156,3 +156,149 @@ def test_fer_record_node_records_a_live_topic(graph, ros_context, tmp_path,  # n
     rows = [json.loads(line) for line in (tmp_path / 'index.jsonl').read_text().splitlines()]
     assert len(rows) >= 3 and all(r['time'] in sent for r in rows)
     assert {r['source'] for r in rows} == {'/camera'} and {r['track'] for r in rows} == {0}
+
+
+def raw_bag(path: Path, payloads: list[bytes], compression: str = 'lz4',
+            schema: tuple[str, str] | None = None, gap_after: int | None = None) -> list[int]:
+    """A bag of `payloads` (CDR bytes) on image_raw, one chunk each, as rosbag2 writes it;
+    `schema`: (name, text) in place of sensor_msgs/msg/Image's. Returns each chunk's offset."""
+    from mcap.writer import CompressionType, Writer
+    with path.open('wb') as f:
+        writer = Writer(f, chunk_size=1, compression=CompressionType[compression.upper()])
+        writer.start(profile='ros2')
+        name, text = schema or ('sensor_msgs/msg/Image', msgdef('sensor_msgs/msg/Image'))
+        schema_id = writer.register_schema(name, 'ros2msg', text.encode())
+        channel = writer.register_channel('image_raw', 'cdr', schema_id)
+        for i, data in enumerate(payloads):
+            ns = START * 10**9 + i * 10**8 + (3600 * 10**9 if gap_after is not None
+                                               and i > gap_after else 0)
+            writer.add_message(channel, log_time=ns, data=data, publish_time=ns)
+        writer.finish()
+    from mcap.reader import make_reader
+    with path.open('rb') as f:
+        return [c.chunk_start_offset for c in make_reader(f).get_summary().chunk_indexes]
+
+
+def cdr_images(frames: list[np.ndarray]) -> list[bytes]:
+    """Images serialised by rclpy, as rosbag2 stores them."""
+    from builtin_interfaces.msg import Time
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from fer_ros.perception.image_conversion import ndarray_to_image
+    return [serialize_message(ndarray_to_image(f, 'bgr8', Header(
+        stamp=Time(sec=START + i), frame_id='cam'))) for i, f in enumerate(frames)]
+
+
+@pytest.fixture(scope='module')
+def small_frames(astronaut_bgr):
+    small = cv2.resize(astronaut_bgr, (64, 64))
+    return [np.roll(small, 4 * i, axis=1) for i in range(5)]
+
+
+def replay(path, realtime=False):
+    skips: list[str] = []
+    source = open_source(str(path), loop=False, bag_realtime=realtime, on_skip=skips.append)
+    stamps = [stamp[0] - START for _, stamp in read_all(source)]
+    return stamps, source.skipped, skips
+
+
+@pytest.mark.parametrize('compression', ['lz4', 'zstd'])
+def test_a_damaged_chunk_costs_only_its_messages(tmp_path, small_frames, compression):
+    """Corrupt bytes in an lz4 chunk ended camera_node and fer_record (LZ4F_decompress)."""
+    path = tmp_path / 'damaged.mcap'
+    offsets = raw_bag(path, cdr_images(small_frames), compression)
+    data = bytearray(path.read_bytes())
+    middle = (offsets[2] + offsets[3]) // 2
+    data[middle:middle + 64] = bytes(range(64))
+    path.write_bytes(bytes(data))
+    stamps, skipped, skips = replay(path)
+    assert stamps == [0, 1, 3, 4] and skipped == 1
+    assert skips and f'the chunk at byte {offsets[2]}' in skips[0]
+
+
+def test_an_undecodable_message_is_skipped_and_the_rest_replayed(tmp_path, small_frames):
+    """One bad message made the rest of the bag unreachable; looping replayed those before."""
+    payloads = cdr_images(small_frames)
+    payloads[2] = payloads[2][:40]  # cut inside its data
+    path = tmp_path / 'bad_message.mcap'
+    raw_bag(path, payloads)
+    stamps, skipped, skips = replay(path)
+    assert stamps == [0, 1, 3, 4] and skipped == 1 and 'a message logged at' in skips[0]
+
+
+@pytest.mark.parametrize('text, reason', [
+    ('string name\nint32 age\n', 'schema lacks data, encoding, header, height, step, width'),
+    ('BROKEN', 'schema cannot be parsed')])
+def test_a_schema_that_is_no_image_is_refused_when_the_source_opens(tmp_path, small_frames,
+                                                                     text, reason):
+    """A schema named sensor_msgs/msg/Image with other text killed the process (AttributeError,
+    InvalidResourceName) at its first frame."""
+    path = tmp_path / 'schema.mcap'
+    if text == 'BROKEN':  # every field, and a type name no parser accepts
+        text = msgdef('sensor_msgs/msg/Image').replace('std_msgs/Header', 'std_msgs/Hea-der', 1)
+    raw_bag(path, cdr_images(small_frames), schema=('sensor_msgs/msg/Image', text))
+    with pytest.raises(SourceError, match=reason):
+        open_source(str(path), loop=False)
+
+
+def test_an_oversized_message_is_refused_before_it_is_decompressed(tmp_path):
+    """A 1.3 MB bag holding one 512 MB image cost 1.16 GB before the frame was refused."""
+    import subprocess
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+    side = 6800  # 139 MB of zeros: over the 128 MB limit, a few hundred kB compressed
+    big = serialize_message(Image(height=side, width=side, encoding='bgr8', step=3 * side,
+                                  data=bytes(3 * side * side)))
+    path = tmp_path / 'bomb.mcap'
+    raw_bag(path, [big])
+    del big
+    assert path.stat().st_size < 2 << 20
+    script = f'''
+from pathlib import Path
+from fer_ros.perception.sources import open_source
+def kb(field):
+    return next(int(ln.split()[1]) for ln in Path('/proc/self/status').read_text().splitlines()
+                if ln.startswith(field + ':'))
+skips = []
+source = open_source({str(path)!r}, loop=False, bag_realtime=False, on_skip=skips.append)
+Path('/proc/self/clear_refs').write_text('5')
+before = kb('VmRSS')
+while not source.finished:
+    source.read()
+print((kb('VmHWM') - before) >> 10, source.skipped, skips[0])
+'''
+    run = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    peak_mb, skipped, reason = run.stdout.split(' ', 2)
+    assert int(peak_mb) < 32 and skipped == '1' and 'over the 128 MB limit' in reason
+
+
+def test_a_gap_in_the_log_times_is_cut_and_reported(tmp_path, small_frames, monkeypatch):
+    """An hour's pause in a bag stalled the replay silently for an hour."""
+    from fer_ros.perception import bag as bag_module
+    monkeypatch.setattr(bag_module, 'MAX_GAP', 0.3)
+    path = tmp_path / 'gap.mcap'
+    raw_bag(path, cdr_images(small_frames), gap_after=1)
+    start = time.monotonic()
+    stamps, skipped, skips = replay(path, realtime=True)
+    assert stamps == [0, 1, 2, 3, 4] and skipped == 0
+    assert time.monotonic() - start < 2.0
+    assert skips == ['bag gap.mcap: log times jump by 3600 s; replayed as 0.3 s']
+
+
+def test_camera_node_replays_a_damaged_bag_and_stays_up(tmp_path, small_frames):
+    import signal
+
+    from processes import Process
+    path = tmp_path / 'damaged.mcap'
+    offsets = raw_bag(path, cdr_images(small_frames))
+    data = bytearray(path.read_bytes())
+    data[offsets[1] + 60:offsets[1] + 124] = bytes(64)
+    path.write_bytes(bytes(data))
+    camera = Process('camera_node', '--ros-args', '-p', f'source:={path}', '-p', 'loop:=false')
+    camera.wait_for('ended (loop is false)')
+    assert f'skipped the chunk at byte {offsets[1]}' in camera.output
+    assert camera.alive() and camera.stop(signal.SIGINT) == 0, camera.output
+    assert 'Traceback' not in camera.output

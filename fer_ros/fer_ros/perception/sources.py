@@ -211,7 +211,7 @@ def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 30.0,
             raise SourceError('no such file, folder or device')
         elif path.suffix.lower() == '.mcap':
             from fer_ros.perception.bag import McapSource
-            return McapSource(path, bag_topic, bag_realtime, width, height, loop)
+            return McapSource(path, bag_topic, bag_realtime, width, height, loop, on_skip)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             frame = _read_image(path, width, height)
             if frame is None:
