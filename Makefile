@@ -1,7 +1,8 @@
 # make demo   set up from nothing, run camera + FER nodes on the built-in photo
 # make test   set up from nothing, run the whole test suite
 # make bench  set up, print per-stage latency and FPS, and cross-process rates
-# make fuzz   set up, send fer_node (its own process) 10,000 malformed and hostile images
+# make fuzz   set up, send fer_node (its own process) 10,000 malformed images, compressed bombs
+#             and poisoned camera_info; prints survival, answered frames, memory per family
 VENV ?= .venv
 export FER_ROS_VENV := $(abspath $(VENV))
 

@@ -6,8 +6,9 @@ one at a time, each after the previous result arrived. End-to-end FPS is the rat
 at which FaceEmotionArray messages arrive while a camera publishes faster than
 fer_node can process (only the newest frame is processed). Then the cross-process rates of
 fer_ros.bench.transport (camera_node and fer_node as two processes, 480p to 1080p).
-Also the detector alone on 1080p and 4K frames of small faces, whole frame and tiled.
-Prints numbers only; nothing is asserted.
+Also the detector alone on 1080p and 4K frames of small faces, whole frame and tiled, and a
+soak (fer_ros.bench.soak: six faces at 30 Hz with landmarks on for 15 minutes; RSS and p95
+latency minute by minute). Prints numbers only; nothing is asserted.
 """
 from __future__ import annotations
 
@@ -249,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
                         help='publishing rate of the simulated camera for the DDS FPS')
     parser.add_argument('--no-cross-process', action='store_true',
                         help='skip the cross-process rates (about 3 minutes)')
+    parser.add_argument('--soak-minutes', type=float, default=15.0,
+                        help='length of the soak (six faces, 30 Hz, landmarks on); 0 skips it')
     args = parser.parse_args(argv)
     run(args.frames, args.media, args.model, args.device, args.tta_flip, args.camera_fps)
     detection_cost(args.media)
@@ -257,6 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_cross_process:
         from fer_ros.bench import transport
         transport.run()
+    if args.soak_minutes > 0:
+        from fer_ros.bench import soak
+        soak.run(args.media, args.soak_minutes)
 
 
 if __name__ == '__main__':
