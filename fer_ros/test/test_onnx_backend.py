@@ -129,7 +129,8 @@ def test_a_planted_graph_that_loops_is_refused_before_it_runs(tmp_path):
     """A Loop of 10^12 iterations was accepted: 0 emotions, and a node that never stopped."""
     from onnx import TensorProto, helper, numpy_helper
     body = helper.make_graph(
-        [helper.make_node('Identity', ['c'], ['c_out']), helper.make_node('Identity', ['v'], ['v_out'])],
+        [helper.make_node('Identity', ['c'], ['c_out']),
+         helper.make_node('Identity', ['v'], ['v_out'])],
         'body', [helper.make_tensor_value_info('i', TensorProto.INT64, []),
                  helper.make_tensor_value_info('c', TensorProto.BOOL, []),
                  helper.make_tensor_value_info('v', TensorProto.FLOAT, None)],

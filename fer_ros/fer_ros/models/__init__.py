@@ -5,7 +5,6 @@ Registered: the ported mini-Xception, every checkpoint in fer_ros/weights/
 (trained by fer_train; each with a model card beside it) and the ensembles below.
 """
 import json
-from pathlib import Path
 
 from fer_ros.perception.assets import asset_path
 from fer_ros.perception.preprocess import InputSpec
@@ -13,9 +12,9 @@ from fer_ros.perception.preprocess import InputSpec
 from .ensemble import (Ensemble, EnsembleSpec, average_by_name, list_ensembles, load_ensemble,
                        register_ensemble)
 from .mini_xception import MiniXception, load_keras_mini_xception
-from .registry import (ARCHITECTURES, EXPRESSIONS, LoadedModel, ModelError, ModelSpec, get_spec,
-                       list_models, load_checkpoint, load_model, record_metrics,
-                       register_checkpoints, register_model, save_checkpoint, WEIGHTS)
+from .registry import (ARCHITECTURES, EXPRESSIONS, WEIGHTS, LoadedModel, ModelError, ModelSpec,
+                       get_spec, list_models, load_checkpoint, load_model, record_metrics,
+                       register_checkpoints, register_model, save_checkpoint)
 
 __all__ = ['ARCHITECTURES', 'DEFAULT_MODEL', 'EXPRESSIONS', 'Ensemble', 'EnsembleSpec',
            'InputSpec', 'LoadedModel', 'MiniXception', 'ModelError', 'ModelSpec',

@@ -147,7 +147,7 @@ class FerNodeBase(Node):
             self._subscription = self._camera_info = None
         if self._worker is not None:
             if not self._worker.stop():
-                self.get_logger().warning(f'a frame has been processing for over 5 s (the '
+                self.get_logger().warning('a frame has been processing for over 5 s (the '
                                           'model or detector hangs): left behind')
             self._worker = None
 
