@@ -45,3 +45,15 @@ def small_disk(tmp_path):
         pytest.skip('cannot mount a tmpfs here (needs root)')
     yield mount
     subprocess.run(['umount', '-l', str(mount)], check=True)
+
+
+@pytest.fixture(scope='session')
+def hri_env() -> dict[str, str]:
+    """hri_msgs and tf2_msgs from ../shared/interfaces, importable here; the environment a
+    child process needs for them. Skips without ../shared (a user's clone has none)."""
+    import interfaces
+    if not interfaces.SOURCES.is_dir():
+        pytest.skip('../shared/interfaces is not present')
+    prefix = interfaces.build()
+    interfaces.use_here(prefix)
+    return interfaces.child_env(prefix)

@@ -19,8 +19,8 @@ ROSDEP_KEYS = {
     'onnxruntime': 'python3-onnxruntime-pip',
 }
 # Optional, without rosdep keys: fer_export_onnx, the landmarks parameter and .mcap sources say
-# how to pip install them.
-NO_ROSDEP_KEY = {'onnx', 'onnxscript', 'ai_edge_litert', 'mcap', 'mcap_ros2'}
+# how to pip install them (lz4 and zstandard come with mcap).
+NO_ROSDEP_KEY = {'onnx', 'onnxscript', 'ai_edge_litert', 'mcap', 'mcap_ros2', 'lz4', 'zstandard'}
 
 
 def exec_depends() -> set[str]:

@@ -21,10 +21,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from fer_ros.nodes.fer_params import (CHECKS, NOW, PIPELINE, START_ONLY,
                                       declare_fer_parameters)
+from fer_ros.nodes.hri import HriFaces, HriUnavailable
 from fer_ros.nodes.input_stats import InputStats
 from fer_ros.nodes.latest import LatestWorker
 from fer_ros.nodes.messages import stamp_seconds, to_msg
 from fer_ros.nodes.params import image_qos
+from fer_ros.perception import rep155
 from fer_ros.perception.annotate import annotate
 from fer_ros.perception.classifier import ExpressionClassifier
 from fer_ros.perception.compressed import decode_compressed
@@ -105,8 +107,18 @@ class FerNodeBase(Node):
             Image, 'image_annotated', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self.hri_out = None
+        if self.hri:
+            try:
+                self.hri_out = HriFaces(self, self.hri_id_prefix or rep155.run_prefix(),
+                                        (self.hri_crop_size, self.hri_crop_size))
+            except HriUnavailable as exc:
+                self.get_logger().error(f'{exc}; the REP-155 outputs are off')
 
     def close_outputs(self, destroy_publisher) -> None:
+        if self.hri_out is not None:
+            self.hri_out.close()
+            self.hri_out = None
         self.destroy_timer(self._diagnostics_timer)
         self.destroy_publisher(self.diagnostics_pub)
         for publisher in (self.emotions_pub, self.annotated_pub):
@@ -340,6 +352,8 @@ class FerNodeBase(Node):
         out = to_msg(result, msg.header, image.shape[1], image.shape[0],
                      pipeline.classifier.model.name)
         self.emotions_pub.publish(out)
+        if (hri := self.hri_out) is not None:
+            hri.publish(result, msg.header, image, {t.id for t in pipeline.tracker.tracks})
         watch.lap('publish')
         if self.publish_annotated and self.annotated_pub.get_subscription_count() > 0:
             annotated = annotate(image, result, self.draw_landmarks, self.draw_head_pose,

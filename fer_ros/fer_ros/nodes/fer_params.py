@@ -93,6 +93,14 @@ FER_PARAMETERS = (
              'compressed (sensor_msgs/CompressedImage jpeg/png on image/compressed, as '
              "image_transport's compressed plugin publishes)",
              validate=one_of('raw', 'compressed'), applies='start'),
+    FerParam('hri', False, 'Also publish the faces as REP-155 (ROS4HRI) has them (at start): '
+             '/humans/faces/tracked and, per confirmed track, /humans/faces/<id>/roi, cropped, '
+             'aligned and expression; needs hri_msgs', applies='start'),
+    FerParam('hri_id_prefix', '', "Prefix of this node's REP-155 face ids (at start), e.g. "
+             "'left_' for a second camera; empty: four random letters per run, so that no two "
+             'nodes or runs share an id', applies='start'),
+    FerParam('hri_crop_size', 128, 'Side (px) of the REP-155 cropped and aligned face images '
+             '(at start; REP-155 /humans/faces/width and height)', (16, 1024), applies='start'),
     FerParam('compressed_max_pixels', COMPRESSED_MAX_PIXELS, 'With image_transport compressed: '
              'refuse (and log) a frame whose header claims more pixels than this, before '
              'decoding it; 16-bit PNGs count twice (default: DCI 4K, 4096x2160). A 1 MB JPEG or '
