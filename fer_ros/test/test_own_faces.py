@@ -23,9 +23,13 @@ from fer_ros.perception.detection import FaceDetector
 from fer_ros.perception.pipeline import FerPipeline
 
 
-def post(url, body):
-    request = urllib.request.Request(url, json.dumps(body).encode(),
-                                     {'Content-Type': 'application/json'})
+def call(server, path, body=None):
+    """The labelling API as the page calls it: its token, one client, JSON."""
+    headers = {'X-Fer-Label-Token': server.token, 'X-Fer-Label-Client': 'labeller',
+               'Content-Type': 'application/json'}
+    request = urllib.request.Request(f'http://127.0.0.1:{server.server_port}/api/{path}',
+                                     None if body is None else json.dumps(body).encode(),
+                                     headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -49,8 +53,7 @@ def labelled(tmp_path_factory):
                    progress=False)
     server = make_server(LabelStore(data))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f'http://127.0.0.1:{server.server_port}/api'
-    items = json.loads(urllib.request.urlopen(f'{url}/state', timeout=10).read())['items']
+    items = call(server, 'state')['items']
     rows = {json.loads(line)['crop']: json.loads(line)
             for line in (data / 'index.jsonl').read_text().splitlines()}
     names = {'angry': 'angry', 'disgusted': 'disgust', 'fearful': 'fear', 'happy': 'happy',
@@ -64,12 +67,12 @@ def labelled(tmp_path_factory):
         if source == str(photos):
             for i in group:  # a folder's faces: one image each, labelled by its name
                 name = sorted(names)[rows[i['crop']]['frame']]
-                post(f'{url}/label', {'crops': [i['crop']], 'label': names[name]})
+                call(server, 'label', {'crops': [i['crop']], 'label': names[name]})
         elif len(group) == 1:
-            post(f'{url}/label', {'crops': crops, 'label': 'reject'})
+            call(server, 'label', {'crops': crops, 'label': 'reject'})
         else:
             guess = Counter(i['prediction'] for i in group).most_common(1)[0][0]
-            post(f'{url}/label', {'crops': crops, 'label': guess})
+            call(server, 'label', {'crops': crops, 'label': guess})
     server.shutdown()
     server.server_close()
     return data
