@@ -433,12 +433,15 @@ def test_a_hung_inference_blocks_no_parameter_change_diagnostics_or_shutdown(
     status = node.diagnostics()
     assert status.level == DiagnosticStatus.ERROR and 'the model or detector hangs' in \
         status.message
+    worker = node._worker
     start = time.monotonic()
     executor.remove_node(node)
     node.destroy_node()
     assert time.monotonic() - start < 10
     assert 'a frame has been processing for over 5 s' in capfd.readouterr().err
-    release.set()
+    release.set()  # the frame ends: the worker closes the detectors left to it, and stops
+    worker._thread.join(20)
+    assert not worker._thread.is_alive() and not node._retired
 
 
 def test_camera_node_accepts_use_sim_time_and_keeps_the_aspect_ratio(graph, ros_context):

@@ -160,7 +160,7 @@ def test_a_planted_graph_that_bloats_is_refused_from_a_child_process(tmp_path):
                    + head, [numpy_helper.from_array(np.array([-1, 1, 1], np.int64), 'shape'),
                             numpy_helper.from_array(np.zeros((1, 4096, 4096), np.float32),
                                                     'plane')] + weights)
-    with pytest.raises(ModelError, match=r'16 faces take [\d.]+ (MB, over 512 MB|s, over 1 s)'):
+    with pytest.raises(ModelError, match=r'16 faces take [\d.]+ (MB, over 256 MB|s, over 1 s)'):
         ExpressionClassifier(_plant(tmp_path, graph), backend='onnxruntime_int8')
 
 

@@ -32,8 +32,8 @@ ALLOWED_OPS = frozenset({
 # A graph from outside the shipped weights is run once in a child process with these limits.
 PROBE_CPU_SECONDS = 20
 PROBE_ADDRESS_SPACE_MB = 2048
-MAX_GRAPH_MB = 512          # peak memory growth of one batch (the shipped ones: about 20 MB)
-MAX_BATCH_SECONDS = 1.0     # for PROBE_BATCH faces (the shipped ones: about 3 ms)
+MAX_GRAPH_MB = 256          # peak memory growth of one batch (the shipped ones: under 1 MB)
+MAX_BATCH_SECONDS = 1.0     # for PROBE_BATCH faces (the shipped ones: 26-50 ms)
 PROBE_BATCH = 16
 
 

@@ -336,16 +336,18 @@ class FerNodeBase(Node):
         image = (decode_compressed(msg.data, msg.format, self.compressed_max_pixels)
                  if isinstance(msg, CompressedImage) else image_to_bgr8(msg))
         watch.lap('convert')
-        with self._load_lock:  # a model swap or unload closes the old pipeline under this lock
+        with self._load_lock:  # detectors replaced meanwhile are closed once it is released
             pipeline = self.pipeline
-            if pipeline is None:
-                self.get_logger().error(f'no expression model loaded: {self.load_error}',
-                                        throttle_duration_sec=10.0)
-                return
-            result = pipeline.process(image, watch, stamp_seconds(msg.header),
-                                      self._camera(image.shape[1], image.shape[0]))
-            while self._retired:
-                self._retired.pop().close()
+            try:
+                if pipeline is None:
+                    self.get_logger().error(f'no expression model loaded: {self.load_error}',
+                                            throttle_duration_sec=10.0)
+                    return
+                result = pipeline.process(image, watch, stamp_seconds(msg.header),
+                                          self._camera(image.shape[1], image.shape[0]))
+            finally:
+                while self._retired:
+                    self._retired.pop().close()
         if result.problems:
             self.get_logger().warning(f'{printable(result.problems[0], 300)} (that face keeps '
                                       'its expression)', throttle_duration_sec=5.0)
