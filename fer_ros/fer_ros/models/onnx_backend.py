@@ -26,9 +26,9 @@ ALLOWED_OPS = frozenset({
     'Add', 'AveragePool', 'BatchNormalization', 'Cast', 'Clip', 'Concat', 'Constant', 'Conv',
     'ConvInteger', 'DequantizeLinear', 'Div', 'Dropout', 'Flatten', 'Gemm', 'GlobalAveragePool',
     'GlobalMaxPool', 'HardSigmoid', 'HardSwish', 'Identity', 'LeakyRelu', 'MatMul',
-    'MatMulInteger', 'MaxPool', 'Mul', 'PRelu', 'QLinearConv', 'QLinearMatMul', 'QuantizeLinear',
-    'ReduceMean', 'Relu', 'Reshape', 'Sigmoid', 'Softmax', 'Squeeze', 'Sub', 'Transpose',
-    'Unsqueeze'})
+    'MatMulInteger', 'MaxPool', 'Mul', 'Pad', 'PRelu', 'QLinearConv', 'QLinearMatMul',
+    'QuantizeLinear', 'ReduceMean', 'Relu', 'Reshape', 'Sigmoid', 'Softmax', 'Squeeze', 'Sub',
+    'Transpose', 'Unsqueeze'})
 # A graph from outside the shipped weights is run once in a child process with these limits.
 PROBE_CPU_SECONDS = 20
 PROBE_ADDRESS_SPACE_MB = 2048
