@@ -158,9 +158,9 @@ class FerNodeBase(Node):
             self.destroy_subscription(self._info_subscription)
             self._subscription = self._camera_info = None
         if self._worker is not None:
-            if not self._worker.stop():
-                self.get_logger().warning('a frame has been processing for over 5 s (the '
-                                          'model or detector hangs): left behind')
+            if not self._worker.stop(STALLED):
+                self.get_logger().warning(f'a frame has been processing for over {STALLED:g} s '
+                                          '(the model or detector hangs): left behind')
             self._worker = None
 
     def _build(self, config: dict, old: FerPipeline | None = None) -> FerPipeline:

@@ -68,10 +68,9 @@ class HriFaces:
             xmin, ymin, xmax, ymax = rep155.normalized_roi(fe.face.box, width, height)
             face.roi.publish(NormalizedRegionOfInterest2D(
                 header=header, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax, c=fe.face.score))
-            label, valence, arousal, confidence = rep155.expression(fe.probabilities,
-                                                                    result.class_names)
-            face.expression.publish(Expression(header=header, expression=label, valence=valence,
-                                               arousal=arousal, confidence=confidence))
+            face.expression.publish(Expression(  # what fer_msgs says of the face
+                header=header, expression=rep155.EXPRESSION[result.class_names[fe.label_index]],
+                valence=fe.valence, arousal=fe.arousal, confidence=fe.probability))
             if face.cropped.get_subscription_count() or face.aligned.get_subscription_count():
                 cropped, aligned = rep155.face_crops(image, fe.face.box, fe.face.keypoints,
                                                      self.size)

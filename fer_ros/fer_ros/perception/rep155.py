@@ -13,7 +13,6 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from fer_ros.perception.affect import valence_arousal
 from fer_ros.perception.preprocess import Window, face_window
 
 # Our classes -> hri_msgs/Expression's constants. contempt has none: SKEPTICAL is the
@@ -40,15 +39,6 @@ def normalized_roi(box: Sequence[float], width: int, height: int) -> tuple[float
     x, y, w, h = box
     return (min(max(x / width, 0.0), 1.0), min(max(y / height, 0.0), 1.0),
             min(max((x + w) / width, 0.0), 1.0), min(max((y + h) / height, 0.0), 1.0))
-
-
-def expression(probabilities: np.ndarray, class_names: Sequence[str]
-               ) -> tuple[str, float, float, float]:
-    """(Expression constant, valence, arousal, confidence) of one face's probabilities."""
-    best = int(np.argmax(probabilities))
-    va = valence_arousal(np.asarray(probabilities, np.float32)[None], class_names)[0]
-    return (EXPRESSION[class_names[best]], float(va[0]), float(va[1]),
-            float(probabilities[best]))
 
 
 def crop(image: np.ndarray, window: Window, size: tuple[int, int] = CROP_SIZE) -> np.ndarray:
