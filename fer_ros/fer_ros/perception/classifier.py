@@ -119,10 +119,24 @@ class ExpressionClassifier:
         detector's keypoints (eyes first) and framing, crops as preprocess.face_window says."""
         if len(boxes) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
+        return self._run([face_batch(image_bgr, boxes, member.spec.input, keypoints, framing,
+                                     self.align) for member in self.model.members])
+
+    @torch.inference_mode()
+    def predict_crops(self, crops: Sequence[np.ndarray], framing: Framing | None = None
+                      ) -> np.ndarray:
+        """Probabilities (N, classes) for BGR face images, each the square of a detector's box
+        (REP-155's cropped or aligned faces; framing: that detector's), in one batch."""
+        if len(crops) == 0:
+            return np.zeros((0, len(self.class_names)), np.float32)
+        return self._run([np.concatenate([
+            face_batch(crop, [(0, 0, crop.shape[1], crop.shape[0])], member.spec.input, None,
+                       framing, False) for crop in crops]) for member in self.model.members])
+
+    def _run(self, batches: list[np.ndarray]) -> np.ndarray:
+        """Each member on its batch of preprocessed faces; their probabilities combined."""
         member_probs = []
-        for i, member in enumerate(self.model.members):
-            batch = face_batch(image_bgr, boxes, member.spec.input, keypoints, framing,
-                               self.align)
+        for i, (member, batch) in enumerate(zip(self.model.members, batches)):
             if self.onnx:
                 member_probs.append(onnx_probabilities(self.onnx[i], batch, self.tta_flip))
                 continue

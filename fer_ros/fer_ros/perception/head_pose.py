@@ -26,7 +26,10 @@ MODEL_POINTS = np.array([
 ])
 
 
+MODEL_UNIT = 0.0002  # metres per model unit: 450 units between the outer eye corners, 9 cm
+SELLION = np.array([0.0, -180.0, 100.0])  # model units: the nose bridge between the eyes
 AXIS_LENGTH = 250.0  # model units (about 5 cm): the drawn axes
+FACE_WIDTH = 0.15    # metres across a detector box on an adult face: a distance without a pose
 FOV_RANGE = (1.0, 179.0)  # degrees: the fields of view a camera_info's K may describe
 MIN_SIDE = 16             # px: the smallest image a camera_info may describe
 
@@ -38,12 +41,28 @@ class HeadPose:
     roll: float
     off_axis: float   # degrees between where the face points and the line to the camera
     axes: np.ndarray  # (4, 2) pixels: the nose tip, then the ends of its x, y, -z axes
+    rotation: np.ndarray     # (3, 3): the model's axes in the camera's (OpenCV optical) frame
+    translation: np.ndarray  # (3,) metres: the nose tip in the camera's frame
+
+    @property
+    def sellion(self) -> np.ndarray:
+        """(3,) metres: the nose bridge between the eyes, in the camera's frame."""
+        return self.translation + self.rotation @ SELLION * MODEL_UNIT
 
 
 def camera_matrix(width: int, height: int, horizontal_fov: float) -> np.ndarray:
     """Intrinsics of an ideal camera with this horizontal field of view (degrees)."""
     f = (width / 2.0) / math.tan(math.radians(horizontal_fov) / 2.0)
     return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+def box_position(box: tuple[float, float, float, float], camera: np.ndarray) -> np.ndarray:
+    """(3,) metres in the camera's frame: the centre of an (x, y, w, h) detector box, at the
+    distance where a face of FACE_WIDTH fills it."""
+    x, y, w, h = box
+    z = camera[0, 0] * FACE_WIDTH / max(w, 1.0)
+    return np.array([(x + w / 2.0 - camera[0, 2]) * z / camera[0, 0],
+                     (y + h / 2.0 - camera[1, 2]) * z / camera[1, 1], z])
 
 
 def intrinsics_problem(k: np.ndarray, width: int, height: int) -> str | None:
@@ -101,4 +120,6 @@ def head_pose(points: np.ndarray, camera: np.ndarray,
     off_axis = math.degrees(math.acos(max(min(float(facing @ to_camera), 1.0), -1.0)))
     ends = np.array([(0, 0, 0), (AXIS_LENGTH, 0, 0), (0, AXIS_LENGTH, 0), (0, 0, -AXIS_LENGTH)])
     axes = cv2.projectPoints(ends, rvec, tvec, camera, distortion)[0].reshape(4, 2)
-    return HeadPose(yaw, pitch, roll, off_axis, axes) if np.isfinite(axes).all() else None
+    if not np.isfinite(axes).all():
+        return None
+    return HeadPose(yaw, pitch, roll, off_axis, axes, r, tvec[:, 0] * MODEL_UNIT)
