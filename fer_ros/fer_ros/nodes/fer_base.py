@@ -18,12 +18,14 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from visualization_msgs.msg import MarkerArray
 
 from fer_ros.nodes.fer_params import (CHECKS, NOW, PIPELINE, START_ONLY,
                                       declare_fer_parameters)
 from fer_ros.nodes.hri import HriFaces, HriUnavailable
 from fer_ros.nodes.input_stats import InputStats
 from fer_ros.nodes.latest import LatestWorker
+from fer_ros.nodes.markers import face_markers
 from fer_ros.nodes.messages import stamp_seconds, to_msg
 from fer_ros.nodes.params import image_qos
 from fer_ros.perception import rep155
@@ -31,7 +33,7 @@ from fer_ros.perception.annotate import annotate
 from fer_ros.perception.classifier import ExpressionClassifier
 from fer_ros.perception.compressed import decode_compressed
 from fer_ros.perception.face_state import FaceStates
-from fer_ros.perception.head_pose import intrinsics_problem, scaled_camera
+from fer_ros.perception.head_pose import camera_matrix, intrinsics_problem, scaled_camera
 from fer_ros.perception.image_conversion import (ImageConversionError, image_to_bgr8,
                                                  ndarray_to_image)
 from fer_ros.perception.landmarks import FaceLandmarker
@@ -105,6 +107,7 @@ class FerNodeBase(Node):
         self.emotions_pub = create_publisher(FaceEmotionArray, 'emotions', 10)
         self.annotated_pub = create_publisher(
             Image, 'image_annotated', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.markers_pub = create_publisher(MarkerArray, 'markers', 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
         self.hri_out = None
@@ -121,7 +124,7 @@ class FerNodeBase(Node):
             self.hri_out = None
         self.destroy_timer(self._diagnostics_timer)
         self.destroy_publisher(self.diagnostics_pub)
-        for publisher in (self.emotions_pub, self.annotated_pub):
+        for publisher in (self.emotions_pub, self.annotated_pub, self.markers_pub):
             destroy_publisher(publisher)
 
     def start_input(self) -> None:
@@ -356,6 +359,11 @@ class FerNodeBase(Node):
         self.emotions_pub.publish(out)
         if (hri := self.hri_out) is not None:
             hri.publish(result, msg.header, image, {t.id for t in pipeline.tracker.tracks})
+        if self.markers_pub.get_subscription_count() > 0:
+            height, width = image.shape[:2]
+            camera = self._camera(width, height)
+            self.markers_pub.publish(face_markers(result, msg.header, camera_matrix(
+                width, height, self.camera_fov) if camera is None else camera))
         watch.lap('publish')
         if self.publish_annotated and self.annotated_pub.get_subscription_count() > 0:
             annotated = annotate(image, result, self.draw_landmarks, self.draw_head_pose,

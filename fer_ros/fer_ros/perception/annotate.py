@@ -8,7 +8,7 @@ import numpy as np
 
 from fer_ros.perception.pipeline import FaceExpression, FrameResult
 
-_COLOURS = {  # BGR
+COLOURS = {  # BGR
     'happy': (60, 200, 60), 'surprise': (0, 200, 255), 'neutral': (200, 200, 200),
     'sad': (200, 120, 40), 'angry': (40, 40, 230), 'disgust': (60, 140, 100),
     'fear': (180, 60, 180), 'contempt': (90, 90, 160),
@@ -25,7 +25,7 @@ def annotate(image_bgr: np.ndarray, result: FrameResult, landmarks: bool = True,
     thickness = max(int(round(scale * 2)), 1)
     for fe in result.faces:
         label = result.class_names[fe.label_index]
-        colour = _COLOURS.get(label, (255, 255, 255))
+        colour = COLOURS.get(label, (255, 255, 255))
         state = fe.state
         if state is not None and landmarks:
             for x, y in state.points[:, :2].astype(np.int32):
