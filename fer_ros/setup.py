@@ -15,7 +15,8 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
-        ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml')),
+        ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml')
+         + glob('config/*.rviz')),
     ],
     install_requires=['setuptools'],
     zip_safe=False,
@@ -30,6 +31,7 @@ setup(
             'fer_lifecycle_node = fer_ros.nodes.fer_lifecycle_node:main',
             'fer_bringup = fer_ros.nodes.bringup:main',
             'fer_record_node = fer_ros.nodes.fer_record_node:main',
+            'fer_hri_node = fer_ros.nodes.fer_hri_node:main',
             'fer_benchmark = fer_ros.bench.benchmark:main',
             'fer_fetch_models = fer_ros.perception.assets:main',
             'fer_train = fer_ros.learning.train:main',
