@@ -6,10 +6,11 @@
   ros2 launch fer_ros fer.launch.py namespace:=robot1    # /robot1/image_raw, /robot1/emotions
   ros2 launch fer_ros fer.launch.py managed:=true        # fer_lifecycle_node, driven to active
   ros2 launch fer_ros fer.launch.py record:=true record_dir:=/data/faces   # + fer_record_node
+  ros2 launch fer_ros fer.launch.py hri:=true rviz:=true  # + REP-155 faces, TF; rviz2 shows them
 """
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
@@ -17,8 +18,8 @@ from lifecycle_msgs.msg import Transition
 
 from fer_ros.nodes.overrides import OVERRIDES, node_overrides
 from launch import LaunchDescription
-from launch.actions import (DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler,
-                            SetEnvironmentVariable)
+from launch.actions import (DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction,
+                            RegisterEventHandler, SetEnvironmentVariable)
 from launch.conditions import IfCondition
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
@@ -32,6 +33,20 @@ def _transport_profile(context, profile):
     if PROFILE_VARIABLE in context.environment or LEGACY_PROFILE_VARIABLE in context.environment:
         return []
     return [SetEnvironmentVariable(PROFILE_VARIABLE, profile)]
+
+
+def _rviz(context, config):
+    """rviz2 with config/fer.rviz in the nodes' namespace, where rviz2 is installed."""
+    if LaunchConfiguration('rviz').perform(context).lower() not in ('true', '1'):
+        return []
+    try:
+        get_package_share_directory('rviz2')
+    except PackageNotFoundError:
+        return [LogInfo(msg='rviz:=true ignored: rviz2 is not installed '
+                            '(apt install ros-$ROS_DISTRO-rviz2)')]
+    return [Node(package='rviz2', executable='rviz2', name='rviz2', output='screen',
+                 namespace=LaunchConfiguration('namespace').perform(context),
+                 arguments=['-d', os.path.join(config, 'fer.rviz')])]
 
 
 def _nodes(context):
@@ -82,8 +97,12 @@ def generate_launch_description():
                               description="also run fer_record_node on fer_node's image topic"),
         DeclareLaunchArgument('record_dir', default_value='fer_faces',
                               description="fer_record_node's dataset folder"),
+        DeclareLaunchArgument('rviz', default_value='false',
+                              description='also start rviz2 with config/fer.rviz (where rviz2 '
+                              'is installed)'),
         *[DeclareLaunchArgument(o.name, default_value='',
                                 description=f'{o.help} (empty: value from params_file)')
           for o in OVERRIDES],
         OpaqueFunction(function=_nodes),
+        OpaqueFunction(function=_rviz, args=[config]),
     ])

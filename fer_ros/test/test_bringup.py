@@ -91,14 +91,18 @@ def test_launch_file_is_consistent():
                      if k.arg == name and isinstance(k.value, ast.Constant)), None)
 
     executables = {kw(c, 'executable') for c in calls
-                   if getattr(c.func, 'id', '') in ('Node', 'LifecycleNode')}
+                   if getattr(c.func, 'id', '') in ('Node', 'LifecycleNode')
+                   and kw(c, 'package') != 'rviz2'}
     setup = (ROOT / 'setup.py').read_text()
     assert executables == {'camera_node', 'fer_node', 'fer_lifecycle_node', 'fer_record_node'}
     assert all(f"'{e} = fer_ros.nodes.{e}:main'" in setup for e in executables)
     declared = {c.args[0].value for c in calls if getattr(c.func, 'id', '') ==
                 'DeclareLaunchArgument' and c.args and isinstance(c.args[0], ast.Constant)}
     assert {'params_file', 'use_camera', 'image', 'namespace', 'managed', 'record',
-            'record_dir'} <= declared
+            'record_dir', 'rviz'} <= declared
+    # rviz:=true starts rviz2 with the shipped config where it is installed, else says so
+    assert "package='rviz2'" in source and 'except PackageNotFoundError' in source
+    assert "'fer.rviz'" in source and (share_dir() / 'config' / 'fer.rviz').is_file()
     assert source.count('namespace=namespace') == 3  # camera_node, fer_node, fer_record_node
     assert 'o.name' in source and 'OVERRIDES' in source  # source, model, device, rate
     assert "remappings=[('image', image)]" in source
@@ -137,3 +141,23 @@ def test_a_burst_of_results_still_gives_a_playable_video(tmp_path, ros_context, 
     while capture.read()[0]:
         frames += 1
     assert frames == 3
+
+
+def test_rviz_config_shows_what_fer_node_publishes(ros_context):
+    """config/fer.rviz: the annotated image and markers by the node's own (relative) topic
+    names, TF, and camera_node's frame as the fixed frame."""
+    view = yaml.safe_load((ROOT / 'config' / 'fer.rviz').read_text())['Visualization Manager']
+    displays = {d['Class']: d for d in view['Displays']}
+    node = FerNode(context=ros_context)
+    try:
+        published = {name for name, _ in node.get_publisher_names_and_types_by_node(
+            'fer_node', '/')}
+        for kind in ('Image', 'MarkerArray'):
+            topic = displays[f'rviz_default_plugins/{kind}']['Topic']['Value']
+            assert not topic.startswith('/') and f'/{topic}' in published, kind
+    finally:
+        node.destroy_node()
+    assert 'rviz_default_plugins/TF' in displays
+    config = yaml.safe_load((ROOT / 'config' / 'fer.yaml').read_text())
+    assert view['Global Options']['Fixed Frame'] == \
+        config['/**/camera_node']['ros__parameters']['frame_id']

@@ -13,6 +13,14 @@ class Override:
     help: str
 
 
+def flag(text: str) -> bool:
+    if text.lower() in ('true', '1'):
+        return True
+    if text.lower() in ('false', '0'):
+        return False
+    raise ValueError(text)
+
+
 OVERRIDES = (
     Override('source', 'camera_node', str,
              'camera source: V4L2 index or /dev/videoN, video, image, folder, glob, '
@@ -21,6 +29,10 @@ OVERRIDES = (
              "expression model: registry name, checkpoint path or ensemble 'a+b'"),
     Override('device', 'fer_node', str, 'compute device: auto, cpu, cuda or cuda:N'),
     Override('rate', 'fer_node', float, 'maximum FER processing rate in Hz (0 = every frame)'),
+    Override('hri', 'fer_node', flag, 'also publish REP-155 /humans/faces/... and their TF '
+             'frames (needs hri_msgs)'),
+    Override('landmarks', 'fer_node', flag, 'face mesh, eyes, blinks, head pose (and with hri, '
+             'landmarks and TF frames)'),
 )
 
 
