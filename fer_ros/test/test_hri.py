@@ -1,5 +1,6 @@
 """fer_node's REP-155 (ROS4HRI) outputs, fer_node in its own process, hri_msgs built with rosidl
 from ../shared/interfaces (skipped without it)."""
+import math
 import os
 import signal
 import time
@@ -16,7 +17,7 @@ from std_msgs.msg import Header
 from test_processes import Peer
 
 from fer_ros.perception.image_conversion import image_to_ndarray, ndarray_to_image
-from fer_ros.perception.rep155 import EXPRESSION
+from fer_ros.perception.rep155 import EXPRESSION, facial_landmarks
 
 PREFIX = 'cam0_'
 
@@ -26,19 +27,23 @@ class HriPeer(Peer):
 
     def __init__(self, context):
         from hri_msgs.msg import IdsList
+        from tf2_msgs.msg import TFMessage
+        from visualization_msgs.msg import MarkerArray
         super().__init__(context)
-        self.tracked, self.faces = [], {}
+        self.tracked, self.faces, self.tf, self.markers = [], {}, [], []
         self.create_subscription(IdsList, '/humans/faces/tracked', self.tracked.append, 10)
+        self.create_subscription(TFMessage, '/tf', lambda m: self.tf.extend(m.transforms), 100)
+        self.create_subscription(MarkerArray, 'markers', self.markers.append, 10)
 
     def follow(self, face_id: str) -> dict:
-        from hri_msgs.msg import Expression, NormalizedRegionOfInterest2D
+        from hri_msgs.msg import Expression, FacialLandmarks, NormalizedRegionOfInterest2D
         if face_id not in self.faces:
             got = self.faces[face_id] = {'roi': [], 'expression': [], 'cropped': [],
-                                         'aligned': []}
+                                         'aligned': [], 'landmarks': []}
             base = f'/humans/faces/{face_id}/'
             for name, kind in (('roi', NormalizedRegionOfInterest2D),
                                ('expression', Expression), ('cropped', Image),
-                               ('aligned', Image)):
+                               ('aligned', Image), ('landmarks', FacialLandmarks)):
                 self.create_subscription(kind, base + name, got[name].append, 10)
         return self.faces[face_id]
 
@@ -82,7 +87,7 @@ def group_photo(astronaut_bgr):
 def test_each_confirmed_face_gets_its_rep155_topics(peer, hri_env, astronaut_bgr):
     frame = group_photo(astronaut_bgr)
     height, width = frame.shape[:2]
-    proc = fer_node(hri_env, '-p', f'hri_id_prefix:={PREFIX}')
+    proc = fer_node(hri_env, '-p', f'hri_id_prefix:={PREFIX}', '-p', 'landmarks:=true')
     try:
         first = peer.answer(frame, 1)
         assert all(not f.track_confirmed for f in first.faces)
@@ -101,6 +106,9 @@ def test_each_confirmed_face_gets_its_rep155_topics(peer, hri_env, astronaut_bgr
                                            for t in topics), 2.0):
                 break
         by_id = {f'{PREFIX}{f.id}': f for f in frames.faces}
+        meshed = [t for i, t in zip(ids, topics) if by_id[i].landmarks]
+        assert meshed and peer.spin_until(lambda: all(
+            any(m.header.stamp.sec == sec for m in t['landmarks']) for t in meshed), 5.0)
         for face_id, got in zip(ids, topics):
             face = by_id[face_id]
             roi = next(m for m in got['roi'] if m.header.stamp.sec == sec)
@@ -121,8 +129,62 @@ def test_each_confirmed_face_gets_its_rep155_topics(peer, hri_env, astronaut_bgr
                 pixels = image_to_ndarray(image)
                 assert (image.width, image.height, image.encoding) == (128, 128, 'bgr8')
                 assert pixels.std() > 10  # a face, not padding
+            marks = next((m for m in got['landmarks'] if m.header.stamp.sec == sec), None)
+            if not face.landmarks:  # the mesh model saw no face in the box: no landmarks
+                assert marks is None
+                continue
+            assert (marks.width, marks.height, len(marks.landmarks)) == (width, height, 70)
+            mesh = np.array([(p.x, p.y, p.z) for p in face.landmarks])  # fer_msgs' 468
+            np.testing.assert_allclose([(p.x, p.y) for p in marks.landmarks],
+                                       facial_landmarks(mesh, width, height), atol=1e-6)
+            nose = marks.landmarks[30]  # FacialLandmarks.NOSE: inside the face's box
+            assert roi.xmin < nose.x < roi.xmax and roi.ymin < nose.y < roi.ymax
+        check_frames(peer, sec, by_id, ids)
+        check_markers(peer, sec, frames)
     finally:
         stop(proc)
+
+
+def check_frames(peer, sec, by_id, ids):
+    """face_<id> and gaze_<id> of every face with a head pose, in the image's frame."""
+    from scipy.spatial.transform import Rotation
+    assert peer.spin_until(lambda: any(t.header.stamp.sec == sec for t in peer.tf), 5.0)
+    frames = {t.child_frame_id: t for t in peer.tf if t.header.stamp.sec == sec}
+    posed = [i for i in ids if not math.isnan(by_id[i].yaw)]
+    assert posed and set(frames) == {f'{k}_{i}' for i in posed for k in ('face', 'gaze')}
+    for face_id in posed:
+        face, gaze = frames[f'face_{face_id}'], frames[f'gaze_{face_id}']
+        assert face.header.frame_id == gaze.header.frame_id == 'camera'
+        t = face.transform.translation
+        assert 0.2 < t.z < 20 and (t.x, t.y, t.z) == (gaze.transform.translation.x,
+                                                        gaze.transform.translation.y,
+                                                        gaze.transform.translation.z)
+        turn = {k: Rotation.from_quat([f.transform.rotation.x, f.transform.rotation.y,
+                                       f.transform.rotation.z, f.transform.rotation.w])
+                for k, f in (('face', face), ('gaze', gaze))}
+        forward = turn['face'].apply([1, 0, 0])
+        assert forward[2] < -0.5  # x out of the face: towards the camera, whose z looks at it
+        assert turn['face'].apply([0, 0, 1])[1] < -0.5  # z to the scalp: up, the image's -y
+        np.testing.assert_allclose(turn['gaze'].apply([0, 0, 1]), forward, atol=1e-6)
+        yaw = math.degrees(math.atan2(forward[0], -forward[2]))  # the face turned image-right
+        assert yaw == pytest.approx(by_id[face_id].yaw, abs=15)  # is fer_msgs' positive yaw
+
+
+def check_markers(peer, sec, frames):
+    from visualization_msgs.msg import Marker
+    assert peer.spin_until(lambda: any(m.markers and m.markers[0].header.stamp.sec == sec
+                                       for m in peer.markers), 5.0)
+    markers = next(m.markers for m in peer.markers
+                   if m.markers and m.markers[0].header.stamp.sec == sec)
+    texts = {m.id // 2: m for m in markers if m.type == Marker.TEXT_VIEW_FACING}
+    arrows = {m.id // 2: m for m in markers if m.type == Marker.ARROW}
+    assert set(texts) == {f.id for f in frames.faces}
+    assert set(arrows) == {f.id for f in frames.faces if not math.isnan(f.yaw)}
+    for face in frames.faces:
+        text = texts[face.id]
+        assert text.text == f'{face.id} {face.label} {face.label_probability:.2f}'
+        assert text.header.frame_id == 'camera' and text.lifetime.sec == 1
+        assert text.pose.position.z > 0.2
 
 
 def test_per_face_publishers_follow_the_faces_in_view(peer, hri_env, astronaut_bgr):
@@ -151,7 +213,7 @@ def test_per_face_publishers_follow_the_faces_in_view(peer, hri_env, astronaut_b
             in_view = peer.tracked[-1].ids
             ids.update(in_view)
             assert in_view and peer.spin_until(
-                lambda: publishers() == base + 4 * len(in_view), 5.0), (cycle, publishers())
+                lambda: publishers() == base + 5 * len(in_view), 5.0), (cycle, publishers())
             peer.answer(blank, sec)
             sec += 1
             assert peer.spin_until(lambda: publishers() == base, 5.0), (cycle, publishers())
@@ -168,9 +230,85 @@ def test_without_hri_msgs_the_node_says_why_and_serves_fer_msgs():
                       ).returncode == 0:
         pytest.skip('hri_msgs is installed here')
     proc = Process('fer_node', '--ros-args', '-p', 'device:=cpu', '-p', 'hri:=true')
+    consumer = Process('fer_hri_node')
     try:
         proc.wait_for('listening on')
         assert 'hri: true needs hri_msgs' in proc.output and 'REP-155 outputs are off' in \
             proc.output
+        consumer.wait_for('fer_hri_node needs hri_msgs')
+        assert consumer.alive()
     finally:
         stop(proc)
+        stop(consumer)
+
+
+class Detector(Peer):
+    """Plays a REP-155 face detector's part: tracked ids and aligned crops of real faces."""
+
+    def __init__(self, context, ids):
+        from hri_msgs.msg import Expression, IdsList
+        super().__init__(context)
+        self.tracked_pub = self.create_publisher(IdsList, '/humans/faces/tracked', 10)
+        self.aligned = {i: self.create_publisher(Image, f'/humans/faces/{i}/aligned', 1)
+                        for i in ids}
+        self.expressions = {i: [] for i in ids}
+        for i in ids:
+            self.create_subscription(Expression, f'/humans/faces/{i}/expression',
+                                     self.expressions[i].append, 10)
+
+    def frame(self, sec: int, crops: dict) -> dict:
+        """Publish one stamp's tracked list and crops until every face's expression is back."""
+        from hri_msgs.msg import IdsList
+        header = Header(frame_id='camera', stamp=Time(sec=sec))
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            self.tracked_pub.publish(IdsList(header=header, ids=list(crops)))
+            for face_id, crop in crops.items():
+                self.aligned[face_id].publish(ndarray_to_image(crop, 'bgr8', header))
+            if self.spin_until(lambda: all(any(e.header.stamp.sec == sec for e in
+                                               self.expressions[i]) for i in crops), 0.5):
+                return {i: next(e for e in self.expressions[i] if e.header.stamp.sec == sec)
+                        for i in crops}
+        raise AssertionError(f'no expressions for the crops stamped {sec}')
+
+
+def test_fer_hri_node_recognizes_the_faces_another_detector_found(ros_context, hri_env,
+                                                                  astronaut_bgr):
+    from fer_ros.perception.classifier import ExpressionClassifier
+    from fer_ros.perception.detection import DETECTOR_FRAMING
+    from fer_ros.perception.rep155 import face_crops
+    from fer_ros.perception.tiling import make_detector
+    frame = group_photo(astronaut_bgr)
+    with make_detector('full_range', 0.3, 0, 0) as detector:
+        faces = detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    crops = {f'det{i}': face_crops(frame, f.box, f.keypoints)[1] for i, f in enumerate(faces)}
+    classifier = ExpressionClassifier('fer_cnn_posed', 'cpu', backend='auto', align=False)
+    expected = classifier.predict_crops(list(crops.values()), DETECTOR_FRAMING['full_range'])
+    peer = Detector(ros_context, list(crops))
+    proc = Process('fer_hri_node', '--ros-args', '-p', 'detector_framing:=full_range',
+                   '-p', 'model:=fer_cnn_posed', '-p', 'max_faces:=8', env=hri_env)
+    try:
+        proc.wait_for('recognizing the expressions of /humans/faces/<id>/aligned')
+        got = peer.frame(1, crops)
+        for (face_id, expression), p in zip(got.items(), expected):
+            label = classifier.class_names[int(np.argmax(p))]
+            assert expression.expression == EXPRESSION[label], face_id
+            assert expression.confidence == pytest.approx(float(p.max()), abs=1e-4)
+            assert expression.header.frame_id == 'camera'
+        assert len(got) == len(faces) >= (4 if frame is not astronaut_bgr else 1)
+        # a face leaves: its publisher goes; 51 ids at once: the first max_faces are followed
+        gone, *kept = crops
+        peer.frame(2, {i: crops[i] for i in kept})
+        assert peer.spin_until(lambda: not peer.get_publishers_info_by_topic(
+            f'/humans/faces/{gone}/expression'), 5.0)
+        from hri_msgs.msg import IdsList
+        peer.tracked_pub.publish(IdsList(header=Header(stamp=Time(sec=3)),
+                                         ids=['bad id!'] + [f'x{i}' for i in range(50)]))
+        proc.wait_for('51 face ids in a tracked list: following the first 8', 10.0)
+        proc.wait_for('refused', 10.0)  # the id that is no topic name
+        assert peer.frame(4, {kept[0]: crops[kept[0]]})
+        assert 'Traceback' not in proc.output and 'detector' not in proc.output
+    finally:
+        stop(proc)
+        peer.spinner.remove_node(peer)
+        peer.destroy_node()

@@ -130,6 +130,38 @@ def landmark_cost(media: Path, repeats: int = 50) -> None:
           + f'; total {total:.2f}')
 
 
+def rep155_cost(media: Path, repeats: int = 50) -> None:
+    """What hri: true adds per face beyond the fer_msgs output (ROS-free parts: the cropped
+    and aligned images, the 70 landmarks, the face and gaze frames)."""
+    from fer_ros.perception import rep155
+    from fer_ros.perception.detection import FaceDetector
+    from fer_ros.perception.head_pose import camera_matrix, head_pose
+    from fer_ros.perception.landmarks import FaceLandmarker
+
+    landmarker = FaceLandmarker()
+    parts: dict[str, list[float]] = {'cropped + aligned 128 px': [], '70 landmarks': [],
+                                     'face + gaze frames': []}
+    with FaceDetector() as detector:
+        for _, frame in _inputs(media):
+            camera = camera_matrix(frame.shape[1], frame.shape[0], 60.0)
+            for face in detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)):
+                points = landmarker.mesh(frame, face).points
+                pose = head_pose(points, camera)
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    rep155.face_crops(frame, face.box, face.keypoints)
+                    t1 = time.perf_counter()
+                    rep155.facial_landmarks(points, frame.shape[1], frame.shape[0])
+                    t2 = time.perf_counter()
+                    if pose is not None:
+                        rep155.quaternion(rep155.face_frames(pose)[1])
+                    t3 = time.perf_counter()
+                    for part, ms in zip(parts.values(), (t1 - t0, t2 - t1, t3 - t2)):
+                        part.append(ms * 1e3)
+    print(f'hri: true per face, one thread, median ms over {len(parts["70 landmarks"])} runs: '
+          + ', '.join(f'{k} {np.median(v):.3f}' for k, v in parts.items()))
+
+
 def backend_cost(model: str, repeats: int = 200) -> None:
     """Forward pass alone per backend, one thread, as make bench's TFLite reference is timed."""
     from fer_ros.learning.evaluate import lowest_median_ms
@@ -256,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     run(args.frames, args.media, args.model, args.device, args.tta_flip, args.camera_fps)
     detection_cost(args.media)
     landmark_cost(args.media)
+    rep155_cost(args.media)
     backend_cost(args.model)
     if not args.no_cross_process:
         from fer_ros.bench import transport

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_ros.learning.data import FaceDataset, load_dataset
+from fer_ros.learning.data import load_dataset
 from fer_ros.learning.evaluate import member_probabilities, metrics
 from fer_ros.learning.posed import posed_rows
 from fer_ros.models import Ensemble, list_ensembles, list_models, load_ensemble, record_metrics
