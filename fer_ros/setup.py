@@ -33,7 +33,7 @@ setup(
             'fer_record_node = fer_ros.nodes.fer_record_node:main',
             'fer_hri_node = fer_ros.nodes.fer_hri_node:main',
             'fer_benchmark = fer_ros.bench.benchmark:main',
-            'fer_fetch_models = fer_ros.perception.assets:main',
+            'fer_fetch_models = fer_ros.common.assets:main',
             'fer_train = fer_ros.learning.train:main',
             'fer_record = fer_ros.learning.record:main',
             'fer_label = fer_ros.learning.label:main',

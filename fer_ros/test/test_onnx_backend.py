@@ -8,7 +8,7 @@ import pytest
 from conftest import DATA
 
 from fer_ros.learning.data import load_dataset
-from fer_ros.learning.evaluate import dataset_tensor, metrics
+from fer_ros.learning.scoring import dataset_tensor, metrics
 from fer_ros.models import DEFAULT_MODEL, ModelError, average_by_name, load_model
 from fer_ros.models.onnx_backend import load_onnx, onnx_probabilities
 from fer_ros.perception.classifier import DeviceError, ExpressionClassifier

@@ -6,9 +6,9 @@ import pytest
 from conftest import DATA
 
 from fer_ros.learning.data import load_dataset
-from fer_ros.learning.evaluate import evaluate
 from fer_ros.learning.evaluate import main as evaluate_main
 from fer_ros.learning.robustness import PERTURBATIONS, affine, down_up, jpeg, tone
+from fer_ros.learning.scoring import evaluate
 from fer_ros.models import load_ensemble
 
 

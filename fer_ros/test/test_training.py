@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from conftest import DATA
 
+from fer_ros.learning.config import TrainConfig
 from fer_ros.learning.data import load_dataset
 from fer_ros.learning.evaluate import main as evaluate_main
-from fer_ros.learning.evaluate import metrics
 from fer_ros.learning.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
-from fer_ros.learning.config import TrainConfig
+from fer_ros.learning.scoring import metrics
 from fer_ros.learning.trainer import Trainer
 from fer_ros.models import average_by_name, list_ensembles, list_models, load_ensemble, load_model
 
@@ -347,7 +347,7 @@ def test_fine_tuning_starts_from_the_init_checkpoint(tmp_path):
 
 
 def test_distillation_mixes_the_teachers_probabilities_into_the_targets(tmp_path):
-    from fer_ros.learning.evaluate import ensemble_probabilities
+    from fer_ros.learning.scoring import ensemble_probabilities
     data = synthetic_fer2013(tmp_path / 'train.npz')
     teacher = Trainer(_config(data, epochs=2, augment=False), tmp_path / 'a').fit(progress=False)
     student = Trainer(_config(data, epochs=1, max_batches=2, teacher=f'{teacher}+{teacher}',
@@ -398,7 +398,7 @@ def test_evaluate_record_updates_checkpoint_and_card(tmp_path):
                                   if 'fer2013_public_test_acc' in s.metrics],
                          ids=lambda s: s.name)
 def test_recorded_public_test_accuracy_is_reproduced(spec):
-    from fer_ros.learning.evaluate import evaluate
+    from fer_ros.learning.scoring import evaluate
     report = evaluate(load_ensemble(spec.name), load_dataset(DATA / 'fer2013' / 'public_test.npz'))
     assert report['accuracy'] == pytest.approx(spec.metrics['fer2013_public_test_acc'], abs=1e-3)
 

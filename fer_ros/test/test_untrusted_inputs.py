@@ -397,7 +397,7 @@ def test_tflite_files_that_are_no_face_detector_are_refused(tmp_path, content, w
 
 
 def test_a_face_detector_given_by_path_works(tmp_path, astronaut_bgr):
-    from fer_ros.perception.assets import asset_path
+    from fer_ros.common.assets import asset_path
     path = tmp_path / 'short.tflite'
     shutil.copy(asset_path('face_detection_short_range.tflite'), path)
     with FaceDetector(str(path)) as detector:

@@ -164,7 +164,7 @@ def rep155_cost(media: Path, repeats: int = 50) -> None:
 
 def backend_cost(model: str, repeats: int = 200) -> None:
     """Forward pass alone per backend, one thread, as make bench's TFLite reference is timed."""
-    from fer_ros.learning.evaluate import lowest_median_ms
+    from fer_ros.learning.scoring import lowest_median_ms
     from fer_ros.models import ModelError
     from fer_ros.models.onnx_backend import RUNTIMES
     from fer_ros.perception.classifier import ExpressionClassifier

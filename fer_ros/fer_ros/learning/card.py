@@ -5,7 +5,7 @@ import csv
 import json
 from pathlib import Path
 
-from fer_ros.learning.evaluate import markdown, save_confusion_png
+from fer_ros.learning.scoring import markdown, save_confusion_png
 
 
 def write_card(out: Path, card: dict, report: dict) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_ros.common.untrusted import quoted
 from fer_ros.learning.recorded import REJECT, read_index, read_labels, run_of
 from fer_ros.models.registry import EXPRESSIONS
-from fer_ros.perception.untrusted import quoted
 
 # Other spellings datasets use for the canonical classes (fer_ros.models.EXPRESSIONS).
 CLASS_ALIASES = {

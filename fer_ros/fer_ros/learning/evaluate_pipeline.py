@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from fer_ros.learning.data import canonical_class, canonical_classes
-from fer_ros.learning.evaluate import metrics
+from fer_ros.learning.scoring import metrics
 from fer_ros.models import EXPRESSIONS, average_by_name
 from fer_ros.perception.pipeline import FerPipeline, Stopwatch
 from fer_ros.perception.sources import IMAGE_SUFFIXES

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from fer_ros.learning.data import load_dataset
-from fer_ros.learning.evaluate import dataset_tensor, metrics
+from fer_ros.learning.scoring import dataset_tensor, metrics
 from fer_ros.models import average_by_name, load_model
 from fer_ros.models.onnx_backend import OnnxModel, onnx_file, sidecar, softmax, weights_sha256
 from fer_ros.models.registry import LoadedModel

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from fer_ros.learning.data import load_dataset
-from fer_ros.learning.evaluate import member_probabilities, metrics
 from fer_ros.learning.posed import posed_rows
+from fer_ros.learning.scoring import member_probabilities, metrics
 from fer_ros.models import Ensemble, list_ensembles, list_models, load_ensemble, record_metrics
 from fer_ros.models.onnx_backend import PANEL_SETS, RUNTIMES
 
@@ -135,7 +135,7 @@ def latency_metrics(model: Ensemble) -> dict[str, float]:
     """CPU ms per face at batch 1 and 8 on one thread, torch and (where it exists) int8 ONNX."""
     import torch
 
-    from fer_ros.learning.evaluate import lowest_median_ms, measure_latency
+    from fer_ros.learning.scoring import lowest_median_ms, measure_latency
     from fer_ros.models import ModelError
     from fer_ros.models.onnx_backend import load_onnx
 
@@ -191,7 +191,7 @@ PANEL_HEADING = 'Validation panel'
 def update_card_panel(card: Path, table: str, backend: str = 'torch') -> None:
     """Put (or replace) the panel table of a backend into a model card, before its
     recorded-metrics section."""
-    from fer_ros.learning.evaluate import RECORDED_HEADING
+    from fer_ros.learning.scoring import RECORDED_HEADING
     heading = PANEL_HEADING + ('' if backend == 'torch' else f' ({backend})')  # after '## '
     text = card.read_text()
     head, sep, tail = text.partition(f'\n{RECORDED_HEADING}\n')

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from fer_ros.learning.data import FaceDataset
-from fer_ros.learning.evaluate import ensemble_probabilities, metrics
+from fer_ros.learning.scoring import ensemble_probabilities, metrics
 from fer_ros.models import Ensemble
 
 Perturb = Callable[[np.ndarray], np.ndarray]  # (H, W) uint8 -> (H, W) uint8

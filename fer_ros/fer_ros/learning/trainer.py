@@ -12,20 +12,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from fer_ros.common.input_spec import InputSpec
 from fer_ros.learning.augment import Augment
 from fer_ros.learning.card import write_before_after, write_card
 from fer_ros.learning.config import TrainConfig, data_name
 from fer_ros.learning.data import FaceDataset
-from fer_ros.learning.splits import aligned, mixed, train_val_splits
-from fer_ros.learning.evaluate import (dataset_tensor, ensemble_probabilities, measure_latency,
-                                       metrics, predict)
 from fer_ros.learning.losses import CenterLoss, balanced_class_weights, soft_cross_entropy
 from fer_ros.learning.model_weights import WeightEMA, init_from
 from fer_ros.learning.progress import Progress
+from fer_ros.learning.scoring import (dataset_tensor, ensemble_probabilities, measure_latency,
+                                      metrics, predict)
+from fer_ros.learning.splits import aligned, mixed, train_val_splits
 from fer_ros.models import (ARCHITECTURES, ModelSpec, average_by_name, load_ensemble, load_model,
                             save_checkpoint)
 from fer_ros.perception.classifier import resolve_device
-from fer_ros.perception.preprocess import InputSpec
 
 STATE_FORMAT = 'fer_ros.train_state/1'
 LOG_FIELDS = ('epoch', 'step', 'lr', 'train_loss', 'train_acc', 'val_loss', 'val_acc',

@@ -6,8 +6,8 @@ Registered: the ported mini-Xception, every checkpoint in fer_ros/weights/
 """
 import json
 
-from fer_ros.perception.assets import asset_path
-from fer_ros.perception.preprocess import InputSpec
+from fer_ros.common.assets import asset_path
+from fer_ros.common.input_spec import InputSpec
 
 from .ensemble import (Ensemble, EnsembleSpec, average_by_name, list_ensembles, load_ensemble,
                        register_ensemble)

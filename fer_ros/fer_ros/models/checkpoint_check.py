@@ -16,8 +16,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from fer_ros.perception.preprocess import InputSpec
-from fer_ros.perception.untrusted import read_regular_file
+from fer_ros.common.input_spec import InputSpec
+from fer_ros.common.untrusted import read_regular_file
 
 MAX_CHECKPOINT_BYTES = 256 << 20  # the file and its unpacked archive; shipped ones are < 5 MB
 MAX_PICKLE_BYTES = 1 << 20        # the archive's data.pkl; shipped ones are < 20 kB

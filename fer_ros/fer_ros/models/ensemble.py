@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from fer_ros.perception.untrusted import quoted
+from fer_ros.common.untrusted import quoted
 
 from .checkpoint_check import MAX_PARAMETERS
-from .registry import EXPRESSIONS, LoadedModel, ModelError, get_spec, load_model
+from .registry import EXPRESSIONS, LoadedModel, ModelError, get_spec, load_model, note_ensemble
 
 MAX_MEMBERS = 16  # the registered ensembles have up to 5
 
@@ -81,6 +81,8 @@ def register_ensemble(spec: EnsembleSpec) -> None:
     members = [get_spec(m).metrics for m in spec.members]  # raises for an unregistered member
     latency = {key: round(sum(m[key] for m in members), 3) for key in LATENCY_KEYS
                if all(key in m for m in members)}
+    if spec.name not in _ENSEMBLES:
+        note_ensemble(spec.name)
     _ENSEMBLES[spec.name] = replace(spec, metrics={**spec.metrics, **latency})
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fer_ros.perception.untrusted import printable, read_regular_file, run_probe
+from fer_ros.common.untrusted import printable, read_regular_file, run_probe
 
 from .registry import WEIGHTS, LoadedModel, ModelError, ModelSpec
 

@@ -14,8 +14,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from fer_ros.perception.preprocess import InputSpec
-from fer_ros.perception.untrusted import quoted
+from fer_ros.common.input_spec import InputSpec
+from fer_ros.common.untrusted import quoted
 
 from .checkpoint_check import (MAX_CHECKPOINT_BYTES, check_arch_kwargs, check_spec, check_weights,
                                read_torch_zip)
@@ -73,6 +73,7 @@ class LoadedModel:
 
 _REGISTRY: dict[str, tuple[ModelSpec, Callable[[], nn.Module]]] = {}
 _CHECKPOINTS: dict[str, Path] = {}  # registered name -> its checkpoint file
+_ENSEMBLE_NAMES: list[str] = []
 
 
 def register_model(spec: ModelSpec, build: Callable[[], nn.Module]) -> None:
@@ -84,13 +85,17 @@ def list_models() -> list[ModelSpec]:
     return [spec for spec, _ in _REGISTRY.values()]
 
 
+def note_ensemble(name: str) -> None:
+    """An ensemble's name, for the error that lists what can be loaded (ensemble.py)."""
+    _ENSEMBLE_NAMES.append(name)
+
+
 def _unknown_model(name: str) -> ModelError:
-    from .ensemble import list_ensembles  # (ensemble imports this module)
     return ModelError(
         f'unknown model {quoted(name)}: not a registered model nor a readable fer_ros '
         f'checkpoint (a torch zip file of at most {MAX_CHECKPOINT_BYTES >> 20} MB written by '
         f"fer_train); models: {', '.join(_REGISTRY)}; "
-        f"ensembles: {', '.join(e.name for e in list_ensembles())}")
+        f"ensembles: {', '.join(_ENSEMBLE_NAMES)}")
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from fer_ros.common.untrusted import quoted, read_regular_file
 from fer_ros.nodes.environment import package_share
-from fer_ros.perception.untrusted import quoted, read_regular_file
 
 DEFAULT_URL = 'file://${ROS_HOME}/camera_info/${NAME}.yaml'
 MAX_FILE_BYTES = 1 << 20

@@ -20,8 +20,8 @@ from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
-from fer_ros.nodes.fer_params import (CHECKS, NOW, PIPELINE, START_ONLY,
-                                      declare_fer_parameters)
+from fer_ros.common.untrusted import printable
+from fer_ros.nodes.fer_params import CHECKS, NOW, PIPELINE, START_ONLY, declare_fer_parameters
 from fer_ros.nodes.hri import HriFaces, HriUnavailable
 from fer_ros.nodes.input_stats import InputStats
 from fer_ros.nodes.latest import LatestWorker
@@ -40,7 +40,6 @@ from fer_ros.perception.landmarks import FaceLandmarker
 from fer_ros.perception.pipeline import FerPipeline, Stopwatch
 from fer_ros.perception.tiling import make_detector
 from fer_ros.perception.tracking import FaceTracker
-from fer_ros.perception.untrusted import printable
 
 LOSS_WARN = 0.1  # WARN on /diagnostics above this fraction of input frames lost (last 5 s)
 STALLED = 5.0    # seconds on one frame after which /diagnostics says ERROR

@@ -14,6 +14,7 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from fer_ros.common.untrusted import printable
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.models.onnx_backend import check_backend
 from fer_ros.nodes.hri import HRI_REQUIREMENT
@@ -25,7 +26,6 @@ from fer_ros.perception.classifier import ExpressionClassifier
 from fer_ros.perception.detection import DETECTOR_FRAMING
 from fer_ros.perception.image_conversion import ImageConversionError, image_to_bgr8
 from fer_ros.perception.stamp_batches import StampBatches
-from fer_ros.perception.untrusted import printable
 
 MAX_CROP_PIXELS = 2048 * 2048  # a face crop larger than this is refused
 

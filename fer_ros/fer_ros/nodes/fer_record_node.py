@@ -11,6 +11,7 @@ from pathlib import Path
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from fer_ros.common.untrusted import printable
 from fer_ros.learning.record import FaceRecorder, RecordError
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.latest import LatestWorker
@@ -21,7 +22,6 @@ from fer_ros.perception.classifier import ExpressionClassifier
 from fer_ros.perception.image_conversion import ImageConversionError, image_to_bgr8
 from fer_ros.perception.pipeline import FerPipeline
 from fer_ros.perception.tiling import make_detector
-from fer_ros.perception.untrusted import printable
 
 
 class RecordNode(Node):

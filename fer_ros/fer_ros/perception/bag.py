@@ -17,10 +17,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from fer_ros.common.untrusted import printable
 from fer_ros.perception.compressed import decode_compressed
+from fer_ros.perception.frame_source import FrameSource, SourceError, fit
 from fer_ros.perception.image_conversion import ImageConversionError, image_to_bgr8
-from fer_ros.perception.sources import FrameSource, SourceError, fit
-from fer_ros.perception.untrusted import printable
 
 # The fields the source reads of each image type
 IMAGE_FIELDS = {'sensor_msgs/msg/Image': {'header', 'height', 'width', 'encoding', 'step', 'data'},

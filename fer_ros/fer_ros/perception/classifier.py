@@ -7,11 +7,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from fer_ros.common.untrusted import quoted
 from fer_ros.models import DEFAULT_MODEL, Ensemble, ModelError, load_ensemble
-from fer_ros.models.onnx_backend import (check_backend, int8_verified, load_onnx,
-                                         onnx_probabilities)
+from fer_ros.models.onnx_backend import check_backend, int8_verified, load_onnx, onnx_probabilities
 from fer_ros.perception.preprocess import Framing, face_batch
-from fer_ros.perception.untrusted import quoted
 
 DEVICES = ('auto', 'cpu', 'cuda')
 _DEVICE = re.compile(r'auto|cpu|cuda(?::([0-9]{1,4}))?')  # parsed here, not by torch.device

@@ -12,9 +12,9 @@ import struct
 import cv2
 import numpy as np
 
+from fer_ros.common.untrusted import printable
 from fer_ros.perception.image_conversion import MAX_PIXELS, ImageConversionError
 from fer_ros.perception.native_log import native_stderr_silenced
-from fer_ros.perception.untrusted import printable
 
 # Original encodings a format may name: colour ones (sensor_msgs isColor), then the others.
 COLOUR_ENCODINGS = {'bgr8', 'rgb8', 'bgra8', 'rgba8', 'bgr16', 'rgb16', 'bgra16', 'rgba16'}

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fer_ros.perception.assets import asset_path
+from fer_ros.common.assets import asset_path
+from fer_ros.common.untrusted import printable, quoted, read_regular_file, run_probe
 from fer_ros.perception.native_log import native_stderr_silenced
 from fer_ros.perception.preprocess import Framing
-from fer_ros.perception.untrusted import printable, quoted, read_regular_file, run_probe
 
 DETECTOR_MODELS = {
     'full_range': 'face_detection_full_range_sparse.tflite',  # faces up to ~5 m, group photos

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fer_ros.perception.untrusted import printable
+from fer_ros.common.untrusted import printable
 
 MAX_PIXELS = 8192 * 8192
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fer_ros.perception.assets import asset_path
+from fer_ros.common.assets import asset_path
 from fer_ros.perception.detection import Face
 from fer_ros.perception.native_log import native_stderr_silenced
 from fer_ros.perception.preprocess import eye_roll
@@ -35,7 +35,7 @@ def check_landmarks(enabled: bool) -> str | None:
     """Why landmarks cannot run here, or None (always None when not enabled)."""
     import importlib.util
 
-    from fer_ros.perception.assets import AssetError
+    from fer_ros.common.assets import AssetError
     if not enabled:
         return None
     if importlib.util.find_spec('ai_edge_litert') is None:

@@ -13,27 +13,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What an expression model expects as input.
-
-    size: side of the square input in pixels.
-    channels: 1 for grayscale, 3 for RGB.
-    mean, std: per-channel normalisation applied after scaling pixels to [0, 1].
-    crop_margin: fraction of the detector box side added on every side before
-        the square crop, so live crops are framed like the training images.
-    """
-
-    size: int
-    channels: int
-    mean: float
-    std: float
-    crop_margin: float
-
-    def __post_init__(self) -> None:
-        if self.size < 8 or self.channels not in (1, 3) or self.std <= 0 or self.crop_margin < 0:
-            raise ValueError(f'invalid input spec {self}')
+from fer_ros.common.input_spec import InputSpec
 
 
 @dataclass(frozen=True)

@@ -10,31 +10,14 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from fer_ros.perception.frame_source import FrameSource, SourceError, fit
+
 # FFmpeg logs every undecodable frame (one line per read of a damaged file); a failed read is
 # reported by the caller instead. Read once, at OpenCV's first capture; a user's setting wins.
 os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')
 
 IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.pgm', '.ppm'}
 BUILTIN_IMAGES = ('astronaut', 'chelsea', 'coffee')  # photos shipped by scikit-image
-
-
-class SourceError(RuntimeError):
-    """A source cannot be opened or read."""
-
-
-class FrameSource:
-    """Yields BGR frames. ``read`` returns None when no frame is available right now;
-    ``finished`` turns true once a non-looping file source has delivered its last frame."""
-
-    finished = False
-    frame_rate = 0.0  # frames per second of a video file; 0 where unknown or live
-    stamp: tuple[int, int] | None = None  # (sec, nanosec) the last frame was recorded at
-
-    def read(self) -> np.ndarray | None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
 
 
 def _stamp(path: Path) -> tuple[int, int, int, int] | None:
@@ -44,19 +27,6 @@ def _stamp(path: Path) -> tuple[int, int, int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize to width x height; one of them 0 keeps the aspect ratio, both 0 the native size."""
-    h, w = frame.shape[:2]
-    if width <= 0 and height <= 0:
-        return frame
-    width = width if width > 0 else max(round(w * height / h), 1)
-    height = height if height > 0 else max(round(h * width / w), 1)
-    if (w, h) == (width, height):
-        return frame
-    return cv2.resize(frame, (width, height),
-                      interpolation=cv2.INTER_AREA if width < w else cv2.INTER_LINEAR)
 
 
 class StillImage(FrameSource):
