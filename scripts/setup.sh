@@ -28,6 +28,13 @@ if ! fresh requirements "$key"; then
   echo "[setup] installing pinned packages"
   pip_quiet install --upgrade pip
   pip_quiet install -r "$ROOT/requirements.txt"
+  # one cv2: a second OpenCV distribution (an older venv's) shares its files, so the kept one
+  # is reinstalled once the others are gone
+  others=$("$PY" -m pip list --format=freeze 2>/dev/null | grep -E '^opencv-(python|python-headless|contrib-python-headless)==' | cut -d= -f1 || true)
+  if [ -n "$others" ]; then
+    pip_quiet uninstall -y $others
+    pip_quiet install --force-reinstall --no-deps "$(grep -E '^opencv-contrib-python==' "$ROOT/requirements.txt")"
+  fi
   stamp requirements "$key"
 fi
 

