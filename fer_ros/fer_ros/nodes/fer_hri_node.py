@@ -18,7 +18,8 @@ from fer_ros.common.untrusted import printable
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.models.onnx_backend import check_backend
 from fer_ros.nodes.hri import HRI_REQUIREMENT
-from fer_ros.nodes.params import accept_integers_for_doubles, declare, image_qos, one_of
+from fer_ros.nodes.params import (accept_integers_for_doubles, declare, image_qos, one_of,
+                                  refuse_run_time_changes)
 from fer_ros.nodes.spin import run_node
 from fer_ros.perception import rep155
 from fer_ros.perception.affect import valence_arousal
@@ -45,8 +46,8 @@ class FerHriNode(Node):
         backend = declare(self, 'backend', 'auto', 'Model runtime: auto, torch, onnxruntime '
                           'or onnxruntime_int8', validate=check_backend)
         device = declare(self, 'device', 'cpu', 'Compute device of the torch backend')
-        self.input = declare(self, 'input', 'aligned', "Which REP-155 face image is classified "
-                             '(at start)', validate=one_of('aligned', 'cropped'))
+        self.input = declare(self, 'input', 'aligned', 'Which REP-155 face image is classified',
+                             validate=one_of('aligned', 'cropped'))
         framing = declare(self, 'detector_framing', 'short_range', 'The MediaPipe detector '
                           "whose boxes the crops are (hri_face_detect: short_range; fer_node's "
                           "hri: its detector_model), or 'none' for other detectors",
@@ -57,6 +58,7 @@ class FerHriNode(Node):
                                  'probabilities (0: none)', bounds=(0.0, 0.99))
         max_wait = declare(self, 'max_wait', 0.2, 'Seconds a frame waits for the crops of all '
                            'its faces before those that came are classified', bounds=(0.0, 5.0))
+        refuse_run_time_changes(self)
         self.framing = DETECTOR_FRAMING.get(framing)
         self.batches: StampBatches[Image] = StampBatches(max_wait)
         self._faces: dict[str, _Face] = {}

@@ -95,7 +95,8 @@ FER_PARAMETERS = (
              validate=one_of('raw', 'compressed'), applies='start'),
     FerParam('hri', False, 'Also publish the faces as REP-155 (ROS4HRI) has them (at start): '
              '/humans/faces/tracked and, per confirmed track, /humans/faces/<id>/roi, cropped, '
-             'aligned and expression; needs hri_msgs', applies='start'),
+             'aligned, landmarks and expression, and face_<id>/gaze_<id> on /tf; needs '
+             'hri_msgs and tf2_msgs', applies='start'),
     FerParam('hri_id_prefix', '', "Prefix of this node's REP-155 face ids (at start), e.g. "
              "'left_' for a second camera; empty: four random letters per run, so that no two "
              'nodes or runs share an id', applies='start'),

@@ -16,7 +16,7 @@ from fer_ros.learning.record import FaceRecorder, RecordError
 from fer_ros.models import DEFAULT_MODEL
 from fer_ros.nodes.latest import LatestWorker
 from fer_ros.nodes.messages import stamp_seconds
-from fer_ros.nodes.params import declare, image_qos
+from fer_ros.nodes.params import declare, image_qos, refuse_run_time_changes
 from fer_ros.nodes.spin import run_node
 from fer_ros.perception.classifier import ExpressionClassifier
 from fer_ros.perception.image_conversion import ImageConversionError, image_to_bgr8
@@ -37,6 +37,7 @@ class RecordNode(Node):
                              bounds=(0.0, 1.0))
         rate = declare(self, 'rate', 5.0, 'Maximum frames recorded per second (0 = every '
                        'frame)', bounds=(0.0, 1000.0))
+        refuse_run_time_changes(self)
         self._detector = make_detector(detector, 0.3, 0, 0)
         pipeline = FerPipeline(self._detector, ExpressionClassifier(model, 'cpu'))
         self._frames, self._worker = 0, None

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -58,6 +59,17 @@ def declare(node: Node, name: str, default: Any, description: str, *,
         node.set_parameters([Parameter(name, value=default)])
         value = default
     return value
+
+
+def refuse_run_time_changes(node: Node) -> None:
+    """For a node whose parameters all apply at start: a later change is refused with the
+    reason instead of being taken and ignored. Call after the last declare."""
+    def check(params: list[Parameter]) -> SetParametersResult:
+        names = [p.name for p in params if p.name != 'use_sim_time']
+        return SetParametersResult(successful=not names, reason=(
+            f"{', '.join(names)}: {node.get_name()}'s parameters apply at start only; "
+            'restart it with the new value') if names else '')
+    node.add_on_set_parameters_callback(check)
 
 
 def one_of(*choices: str) -> Validator:
