@@ -6,7 +6,7 @@ package_name = 'fer_ros'
 
 setup(
     name=package_name,
-    version='0.1.0',
+    version='0.2.0',
     packages=find_packages(exclude=['test']),
     package_data={package_name: ['weights/*.pt', 'weights/*.md', 'weights/*.png',
                                  'weights/*.onnx', 'weights/*.json',

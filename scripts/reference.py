@@ -54,10 +54,16 @@ def _range(descriptor) -> str:
 
 
 def _changeable(node, name: str) -> str:
-    """Whether the node takes a run-time change (probed with the value it has)."""
+    """Whether the node takes a run-time change (probed with the value it has); fer_node's
+    that rebuild its models say so."""
     from rclpy.parameter import Parameter
+
+    from fer_ros.nodes.fer_params import PIPELINE
     result = node.set_parameters([Parameter(name, value=node.get_parameter(name).value)])[0]
-    return 'yes' if result.successful else 'at start'
+    if not result.successful:
+        return 'at start'
+    return 'yes, reloads the models' if node.get_name() == 'fer_node' and name in PIPELINE \
+        else 'yes'
 
 
 def _cell(text) -> str:

@@ -64,3 +64,17 @@ def test_start_only_nodes_refuse_run_time_changes_with_a_reason(ros_context, wit
             assert node.get_parameter('model').value == 'fer_cnn_posed'
         finally:
             node.destroy_node()
+
+
+def test_every_local_link_of_the_readme_and_docs_resolves():
+    pages = [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md'))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r'\]\(([^)#\s]+)(?:#[^)]*)?\)', page.read_text()):
+            if not target.startswith(('http://', 'https://')) and \
+                    not (page.parent / target).exists():
+                broken.append(f'{page.name}: {target}')
+    assert broken == []
+    readme = (REPO / 'README.md').read_text()
+    assert 'make test' in readme and '](docs/images/annotated.png)' in readme
+    assert len(readme.splitlines()) < 100  # the front door: two screens at most

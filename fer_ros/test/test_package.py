@@ -94,3 +94,13 @@ def test_exactly_one_distribution_provides_cv2():
     owners = sorted({d.metadata['Name'] for d in distributions()
                      if any(str(f).startswith('cv2/') for f in d.files or ())})
     assert owners == ['opencv-contrib-python'], owners
+
+
+@pytest.mark.parametrize('package', ['fer_ros', 'fer_msgs'])
+def test_the_version_is_the_changelog_s_latest(package):
+    import re
+    version = re.search(r'<version>(.+)</version>', (REPO / package / 'package.xml').read_text())[1]
+    changelog = (REPO / package / 'CHANGELOG.rst').read_text()
+    assert re.search(r'^(\d+\.\d+\.\d+) \(\d{4}-\d\d-\d\d\)$', changelog, re.M)[1] == version
+    if package == 'fer_ros':
+        assert f"version='{version}'" in (REPO / 'fer_ros' / 'setup.py').read_text()

@@ -72,12 +72,13 @@ def test_compound_expressions_split_their_mass_between_two_classes():
     assert {r['label'] for r in rows} & {'appalled', 'hatred', 'awed'} == set()
 
 
-def test_the_readme_model_table_is_the_generated_one():
-    from fer_ros.learning.model_table import with_table
-    readme = Path(__file__).resolve().parents[2] / 'README.md'
-    text = readme.read_text()
-    assert with_table(text) == text, \
-        'README model table is stale: python -m fer_ros.learning.model_table --write README.md'
+def test_the_model_page_table_is_the_generated_one():
+    from fer_ros.learning.model_table import CARDS, with_table
+    page = Path(__file__).resolve().parents[2] / 'docs' / 'models.md'
+    text = page.read_text()
+    assert with_table(text) == text, ('docs/models.md model table is stale: '
+                                      'python -m fer_ros.learning.model_table --write docs/models.md')
+    assert (page.parent / CARDS / 'fer_cnn_posed_confusion.png').is_file()  # links resolve
 
 
 def test_models_are_ranked_by_the_worst_set_with_near_ties_broken_by_the_mean():

@@ -272,7 +272,7 @@ def test_camera_sized_frames_cross_processes_at_30_hz(fer_process, peer, width, 
 
 def test_frames_lost_by_the_transport_are_counted_on_diagnostics(fer_process, peer, tmp_path):
     # A driver on Fast DDS's default transport loses most 1280x720 frames on their way to
-    # another process (see the README's transport section): real losses, counted exactly.
+    # another process (see docs/transport.md): real losses, counted exactly.
     defaults = tmp_path / 'defaults.xml'
     defaults.write_text('<?xml version="1.0"?><dds xmlns="http://www.eprosima.com"><profiles/>'
                         '</dds>')

@@ -272,8 +272,8 @@ class FerNodeBase(Node):
             level, message = DiagnosticStatus.WARN, 'no image received for 5 s'
         elif loss > LOSS_WARN:
             level, message = DiagnosticStatus.WARN, (
-                f'{100 * loss:.0f} % of input frames lost before arrival (last 5 s); see the '
-                "README's transport section")
+                f'{100 * loss:.0f} % of input frames lost before arrival (last 5 s); see '
+                "fer_ros' docs/transport.md")
         else:
             level, message = DiagnosticStatus.OK, 'processing'
         return DiagnosticStatus(
