@@ -17,7 +17,7 @@ test: setup
 	$(VENV)/bin/python -m pytest fer_ros/test -q -rs
 
 bench: setup
-	$(VENV)/bin/fer_benchmark
+	$(VENV)/bin/fer_benchmark --plot docs/images/benchmark.png
 	@bash scripts/bench_fer_tflite.sh  # fer's int8 TFLite model, from a throwaway venv
 
 fuzz: setup

@@ -191,8 +191,32 @@ def backend_cost(model: str, repeats: int = 200) -> None:
         print(f'{backend:28s} {ms[1]:8.3f} {ms[8] / 8:8.3f} {(ms[8] - ms[1]) / 7:10.3f}')
 
 
+def plot(rows: list[tuple[str, int, dict[str, float]]], title: str, path: Path) -> None:
+    """Median ms per stage of each input, stacked, inputs by faces then pixels."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = sorted(rows, key=lambda r: (r[1], r[0]))
+    figure, axes = plt.subplots(figsize=(8, 4))
+    bottom = np.zeros(len(rows))
+    for stage in STAGES:
+        values = np.array([r[2][stage] for r in rows])
+        axes.bar(range(len(rows)), values, bottom=bottom, label=stage)
+        bottom += values
+    axes.set_xticks(range(len(rows)), [f'{name}\n{faces} face(s)' for name, faces, _ in rows],
+                    fontsize=8)
+    axes.set_ylabel('ms per frame (median)')
+    axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    print(f'plot written to {path}')
+
+
 def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
-        camera_fps: float) -> None:
+        camera_fps: float, plot_path: Path | None = None) -> None:
     context = rclpy.Context()
     rclpy.init(context=context)
     executor = SingleThreadedExecutor(context=context)
@@ -230,7 +254,7 @@ def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
     print('per stage, median / p95 in ms')
     print(f"{'input':28s} faces " + ' '.join(f'{s:>15s}' for s in STAGES) +
           f" {'total':>15s} {'node FPS':>8s} {'DDS FPS':>8s}")
-    rows = []
+    rows, stages = [], []
     for name, frame in inputs:
         msg = ndarray_to_image(frame, 'bgr8', Header(frame_id='camera_frame'))
         for count in (5, frames):  # warm-up, then timed
@@ -256,6 +280,7 @@ def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
         dds_fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 2 else 0
         faces = timings[-1].faces
         rows.append((faces, float(np.median(totals))))
+        stages.append((name, faces, {k: float(np.median(v)) for k, v in per_stage.items()}))
         print(f'{name:28s} {faces:5d} ' + ' '.join(_stats(per_stage[s]) for s in STAGES) +
               f' {_stats(totals)} {1000 / np.median(totals):8.1f} {dds_fps:8.1f}')
 
@@ -264,6 +289,9 @@ def run(frames: int, media: Path, model: str, device: str, tta_flip: bool,
         slope = np.polyfit(counts, totals, 1)[0]
         print(f'end-to-end cost per extra face (least-squares slope over inputs): {slope:.2f} ms')
     print('\n'.join(forward))
+    if plot_path is not None:
+        plot(stages, f'fer_node, {model} on {clf.device} with {clf.backend}, one frame at a '
+             'time', plot_path)
     for n in (source, sink, node):
         executor.remove_node(n)
         n.destroy_node()
@@ -280,12 +308,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--tta-flip', action='store_true', help='fer_node tta_flip parameter')
     parser.add_argument('--camera-fps', type=float, default=200.0,
                         help='publishing rate of the simulated camera for the DDS FPS')
+    parser.add_argument('--plot', type=Path, help='also draw the per-stage times into this PNG')
     parser.add_argument('--no-cross-process', action='store_true',
                         help='skip the cross-process rates (about 3 minutes)')
     parser.add_argument('--soak-minutes', type=float, default=15.0,
                         help='length of the soak (six faces, 30 Hz, landmarks on); 0 skips it')
     args = parser.parse_args(argv)
-    run(args.frames, args.media, args.model, args.device, args.tta_flip, args.camera_fps)
+    run(args.frames, args.media, args.model, args.device, args.tta_flip, args.camera_fps,
+        args.plot)
     detection_cost(args.media)
     landmark_cost(args.media)
     rep155_cost(args.media)
