@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from fer_ros.learning.data import FaceDataset, canonical_class
-from fer_ros.perception.detection import DETECTOR_FRAMING
+from fer_ros.perception.detection import DETECTOR_FRAMING, Face
 from fer_ros.perception.preprocess import crop_window, face_window
 
 # CFEE's two-component compounds (Du, Tao & Martinez 2014); appalled, hatred and awed name no
@@ -52,6 +52,12 @@ def posed_rows(folder: Path, split: str = 'all', compound: bool = False) -> list
 
 def _keypoints(text: str) -> list[tuple[float, float]]:
     return [tuple(float(v) for v in pair.split(',')) for pair in text.split()]
+
+
+def row_face(row: dict) -> Face:
+    """The detected face an index row records: box, score, keypoints."""
+    box = (int(round(float(row[k]))) for k in ('face_x', 'face_y', 'face_w', 'face_h'))
+    return Face(*box, float(row['score']), tuple(_keypoints(row['keypoints'])))
 
 
 def node_crop(image_bgr: np.ndarray, row: dict, size: int,
