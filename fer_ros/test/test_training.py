@@ -2,6 +2,7 @@
 import json
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -492,3 +493,19 @@ def test_posed_faces_are_mixed_in_and_the_worst_val_set_picks_the_epoch(tmp_path
     assert str(tmp_path) not in (tmp_path / 'run' / 'card.md').read_text()
     # a resumed run reuses the cached teacher probabilities
     assert (tmp_path / 'run' / 'teacher.npz').is_file()
+
+
+def test_a_64_px_model_mixes_48_px_faces_upscaled_with_64_px_posed_crops(tmp_path):
+    from fer_ros.learning.posed import load_posed
+    data = synthetic_fer2013(tmp_path / 'train.npz')
+    posed = synthetic_posed(tmp_path / 'posed')
+    trainer = Trainer(_config(data, epochs=1, max_batches=2, val=str(data), posed=str(posed),
+                              posed_repeat=2, input_size=64), tmp_path / 'run')
+    n = trainer.n_primary
+    assert trainer.train_set.images.shape[1:] == (64, 64)
+    own = load_posed(posed, 'train', 64)
+    np.testing.assert_array_equal(trainer.train_set.images[n:n + len(own)], own.images)
+    small = np.load(data)['images'][0]
+    np.testing.assert_array_equal(trainer.train_set.images[0],
+                                  cv2.resize(small, (64, 64), interpolation=cv2.INTER_LINEAR))
+    assert load_model(str(trainer.fit(progress=False))).spec.input.size == 64

@@ -1,6 +1,7 @@
 """The training and validation sets fer_train uses."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from fer_ros.learning.data import FaceDataset, load_dataset, split_by_group
@@ -47,12 +48,12 @@ def mixed(primary: FaceDataset, posed: str, repeat: int, size: int,
     each repeated `repeat` times so that every batch holds some posed faces."""
     parts = [load_posed(p, 'train', size, compound, primary.class_names)
              for p in posed.split('+')]
-    images = [primary.images] + [np.tile(p.images, (repeat, 1, 1)) for p in parts]
+    first = primary.images
+    if first.shape[1:] != (size, size):  # e.g. 48 px FER2013 for a 64 px model, as it is served
+        first = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR)
+                          for im in first])
+    images = [first] + [np.tile(p.images, (repeat, 1, 1)) for p in parts]
     targets = [primary.targets] + [np.tile(p.targets, (repeat, 1)) for p in parts]
-    if any(im.shape[1:] != images[0].shape[1:] for im in images):
-        raise ValueError(f'posed crops are {size} px but {primary.source} holds '
-                         f'{images[0].shape[1]} px images; train with --input-size '
-                         f'{images[0].shape[1]}')
     return FaceDataset(np.concatenate(images), np.concatenate(targets), primary.class_names,
                        f"{primary.source}+{posed}")
 
