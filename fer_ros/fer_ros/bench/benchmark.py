@@ -192,19 +192,19 @@ def backend_cost(model: str, repeats: int = 200) -> None:
 
 
 def plot(rows: list[tuple[str, int, dict[str, float]]], title: str, path: Path) -> None:
-    """Median ms per stage of each input, stacked, inputs by faces then pixels."""
+    """Median ms per stage of each input, stacked, inputs by faces then name."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     rows = sorted(rows, key=lambda r: (r[1], r[0]))
-    figure, axes = plt.subplots(figsize=(8, 4))
+    figure, axes = plt.subplots(figsize=(9, 4.5))
     bottom = np.zeros(len(rows))
     for stage in STAGES:
         values = np.array([r[2][stage] for r in rows])
         axes.bar(range(len(rows)), values, bottom=bottom, label=stage)
         bottom += values
-    axes.set_xticks(range(len(rows)), [f'{name}\n{faces} face(s)' for name, faces, _ in rows],
-                    fontsize=8)
+    labels = ['\n'.join([*name.split(' '), f'{faces} face(s)']) for name, faces, _ in rows]
+    axes.set_xticks(range(len(rows)), labels, fontsize=8)
     axes.set_ylabel('ms per frame (median)')
     axes.set_title(title, fontsize=9)
     axes.legend(fontsize=8)
