@@ -69,6 +69,14 @@ register_ensemble(EnsembleSpec(
     },
 ))
 
+register_ensemble(EnsembleSpec(
+    name='ensemble_posed',
+    members=('fer_cnn_posed', 'resnet28_posed'),
+    description='mean of the two models trained with posed faces: the best worst set of the '
+                'panel, at about three times the time of the default',
+    metrics=_PANEL.get('ensemble_posed', {}),  # fer_panel --record [--backend onnxruntime_int8]
+))
+
 # What fer_node uses unless told otherwise: the single model with the highest worst-set
 # accuracy on the validation panel (fer_panel: FER2013, FER+, and KDEF and CFEE val through
 # the node's detector), at <= 1 ms per face as int8 on one CPU thread. fer_cnn_posed learnt
