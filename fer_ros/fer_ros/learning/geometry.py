@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -72,7 +73,8 @@ def posed_features(folder: Path, split: str, landmarker: FaceLandmarker) -> np.n
     return np.stack(out)
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, classes: int, l2: float = 1e-3):
+def fit_head(x: np.ndarray, y: np.ndarray, classes: int,
+             l2: float = 1e-3) -> Callable[[np.ndarray], np.ndarray]:
     """Multinomial logistic regression on standardised features (L-BFGS); a predict function."""
     mean, std = x.mean(0), x.std(0) + 1e-6
     xt = torch.tensor((x - mean) / std, dtype=torch.float32)
