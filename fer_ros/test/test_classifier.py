@@ -147,10 +147,11 @@ def test_posed_expression_photos(model):
 
 
 def test_default_model_follows_the_selection_rule():
-    """The default is the single model the validation panel ranks first, and its int8 graph
-    takes at most 1 ms per face on one CPU thread."""
+    """The default is the single model the validation panel ranks first among those whose
+    int8 graph takes at most 1 ms per face on one CPU thread (a larger one may rank higher)."""
     from fer_ros.learning.panel import PANEL, rank
     from fer_ros.models import list_models
-    scores = {s.name: {k: s.metrics[f'panel_{k}_acc'] for k in PANEL} for s in list_models()}
-    assert rank(scores)[0] == DEFAULT_MODEL
-    assert get_spec(DEFAULT_MODEL).metrics['cpu_ms_per_face_b1_onnxruntime_int8'] <= 1.0
+    fast = [s for s in list_models()
+            if s.metrics.get('cpu_ms_per_face_b1_onnxruntime_int8', float('inf')) <= 1.0]
+    scores = {s.name: {k: s.metrics[f'panel_{k}_acc'] for k in PANEL} for s in fast}
+    assert DEFAULT_MODEL in scores and rank(scores)[0] == DEFAULT_MODEL
