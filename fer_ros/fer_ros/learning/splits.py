@@ -1,12 +1,12 @@
 """The training and validation sets fer_train uses."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from fer_ros.learning.data import FaceDataset, load_dataset, split_by_group
 from fer_ros.learning.posed import is_posed_folder, load_posed
 from fer_ros.models import average_by_name
+from fer_ros.perception.preprocess import resize_square
 
 
 def class_aligned(val: FaceDataset, names: tuple[str, ...]) -> FaceDataset:
@@ -50,8 +50,7 @@ def mixed(primary: FaceDataset, posed: str, repeat: int, size: int,
              for p in posed.split('+')]
     first = primary.images
     if first.shape[1:] != (size, size):  # e.g. 48 px FER2013 for a 64 px model, as it is served
-        first = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR)
-                          for im in first])
+        first = np.stack([resize_square(im, size) for im in first])
     images = [first] + [np.tile(p.images, (repeat, 1, 1)) for p in parts]
     targets = [primary.targets] + [np.tile(p.targets, (repeat, 1)) for p in parts]
     return FaceDataset(np.concatenate(images), np.concatenate(targets), primary.class_names,

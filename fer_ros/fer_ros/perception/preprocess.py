@@ -69,14 +69,14 @@ def crop_window(image: np.ndarray, window: Window, size: int) -> np.ndarray:
     rotated and scaled in one linear resampling (two would blur the face)."""
     if window.roll == 0.0:
         x0, y0 = round(window.cx - window.side / 2.0), round(window.cy - window.side / 2.0)
-        return _resize(crop_square(image, x0, y0, max(round(window.side), 1)), size)
+        return resize_square(crop_square(image, x0, y0, max(round(window.side), 1)), size)
     turn = math.radians(window.roll)
     grow = abs(math.cos(turn)) + abs(math.sin(turn))  # bounding square / window side
     outer = max(round(window.side * grow), 1)
     square = crop_square(image, round(window.cx - outer / 2.0), round(window.cy - outer / 2.0),
                          outer)
     if outer > 2 * size * grow:
-        square = _resize(square, round(2 * size * grow))
+        square = resize_square(square, round(2 * size * grow))
     n = square.shape[0]
     m = cv2.getRotationMatrix2D(((n - 1) / 2.0, (n - 1) / 2.0), window.roll, size * grow / n)
     m[:, 2] += (size - n) / 2.0
@@ -84,7 +84,8 @@ def crop_window(image: np.ndarray, window: Window, size: int) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def _resize(image: np.ndarray, side: int) -> np.ndarray:
+def resize_square(image: np.ndarray, side: int) -> np.ndarray:
+    """A face image at side x side: area-averaged down, bilinear up, as the node does."""
     if image.shape[0] == side and image.shape[1] == side:
         return image
     return cv2.resize(image, (side, side),
@@ -121,7 +122,7 @@ def normalize(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 def resize_to_input(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Resize one uint8 face image to the model's input side."""
-    return _resize(image, spec.size)
+    return resize_square(image, spec.size)
 
 
 def face_batch(image_bgr: np.ndarray, boxes: Sequence[Sequence[float]], spec: InputSpec,
